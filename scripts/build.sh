@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs missing Debian packages (a no-op when all are present), then configures and builds
+# build/codex-train in Release.   usage: scripts/build.sh [--cuda] [--debug] [--no-tests]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CUDA=auto BUILD_TYPE=Release TESTS=ON BUILD_DIR=${CODEX_BUILD_DIR:-build}
+for a in "$@"; do
+  case "$a" in
+    --cuda) CUDA=on ;;
+    --cpu) CUDA=off ;;
+    --debug) BUILD_TYPE=Debug ;;
+    --no-tests) TESTS=OFF ;;
+    *) echo "build.sh: unknown argument '$a' (expected --cuda, --cpu, --debug, --no-tests)" >&2; exit 2 ;;
+  esac
+done
+
+PKGS=(cmake ninja-build g++ libtorch-dev libgloo-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev
+      catch2 nlohmann-json3-dev zlib1g-dev libopenblas0-pthread python3 bubblewrap)
+if [ "$CUDA" != on ]; then
+  missing=()
+  for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "build.sh: installing ${missing[*]}" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+CMAKE_ARGS=(-DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DCODEX_BUILD_TESTS="$TESTS")
+if [ "$CUDA" = auto ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 \
+   && ! dpkg-query -W libtorch-dev >/dev/null 2>&1; then
+  CUDA=on
+fi
+if [ "$CUDA" = on ]; then
+  # A CUDA LibTorch from the machine's PyTorch, other libraries unpacked from .deb files (docs/gpu.md).
+  TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  PREFIX=${CODEX_DEPS_PREFIX:-$PWD/.deps/root}
+  CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$PREFIX/usr;$PREFIX/usr/lib/x86_64-linux-gnu/cmake"
+               -DCODEX_CUDA=ON)
+  BUILD_DIR=${CODEX_BUILD_DIR:-build}
+fi
+
+GEN=(); command -v ninja >/dev/null 2>&1 && GEN=(-G Ninja)
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD_DIR" "${GEN[@]}" "${CMAKE_ARGS[@]}" >/dev/null
+fi
+cmake --build "$BUILD_DIR" -j "$(nproc)"

@@ -1,0 +1,209 @@
+#include "cli/registry.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <iostream>
+#include <set>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace codex::cli {
+namespace {
+
+std::vector<CommandSpec>& registry() {
+  static std::vector<CommandSpec> r;
+  return r;
+}
+
+const char* kProgram = "codex-train";
+
+void print_top_help(std::ostream& os) {
+  os << "usage: " << kProgram << " <command> [subcommand] [--config FILE.yaml] [key=value ...] [--flags]\n\n"
+     << "commands:\n";
+  std::vector<CommandSpec> sorted = registry();
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto& a, auto& b) { return a.name + " " + a.sub < b.name + " " + b.sub; });
+  for (auto& c : sorted) {
+    std::string name = c.sub.empty() ? c.name : c.name + " " + c.sub;
+    os << "  " << name << std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') << c.summary << "\n";
+  }
+  os << "\nRun '" << kProgram << " <command> --help' for a command's flags.\n"
+     << "Exit status: 0 success, 2 bad usage / config / input, 1 failure while running.\n";
+}
+
+void print_command_help(std::ostream& os, const CommandSpec& c) {
+  std::string name = c.sub.empty() ? c.name : c.name + " " + c.sub;
+  os << "usage: " << kProgram << " " << name << " [--config FILE.yaml] [key=value ...]";
+  for (auto& f : c.flags) os << " [--" << f.name << (f.takes_value ? " V" : "") << "]";
+  os << "\n\n" << c.summary << "\n\nflags:\n";
+  os << "  --config FILE        YAML config (dotted key=value arguments override it)\n";
+  for (auto& f : c.flags) {
+    std::string n = "--" + f.name + (f.takes_value ? " V" : "");
+    os << "  " << n << std::string(n.size() < 20 ? 20 - n.size() : 1, ' ') << " " << f.help;
+    if (!f.config_key.empty()) os << " (= " << f.config_key << ")";
+    if (f.repeatable) os << " (repeatable)";
+    os << "\n";
+  }
+  os << "  --help               this help\n";
+}
+
+}  // namespace
+
+Registrar::Registrar(CommandSpec spec) { registry().push_back(std::move(spec)); }
+
+const std::vector<CommandSpec>& commands() { return registry(); }
+
+Config Invocation::config() const {
+  Config cfg;
+  if (!config_path.empty()) cfg = load_config(config_path, overrides);
+  else cfg = load_config("", overrides);
+  for (auto& f : spec->flags) {
+    if (f.config_key.empty() || !has(f.name)) continue;
+    const auto& vals = flags.at(f.name);
+    YAML::Node node;
+    if (f.repeatable) {
+      node = YAML::Node(YAML::NodeType::Sequence);
+      for (auto& v : vals) node.push_back(v);
+    } else {
+      node = YAML::Node(vals.back());
+    }
+    set_key(cfg, f.config_key, node, "--" + f.name + ": ");
+  }
+  finalize_config(cfg);
+  return cfg;
+}
+
+bool Invocation::has(const std::string& flag) const { return flags.count(flag) > 0; }
+
+std::string Invocation::get(const std::string& flag, const std::string& def) const {
+  auto it = flags.find(flag);
+  return it == flags.end() ? def : it->second.back();
+}
+
+std::string Invocation::require(const std::string& flag) const {
+  if (!has(flag)) throw UsageError(spec->name + (spec->sub.empty() ? "" : " " + spec->sub) + ": --" + flag + " is required");
+  return get(flag);
+}
+
+double Invocation::get_double(const std::string& flag, double def) const {
+  if (!has(flag)) return def;
+  std::string v = get(flag);
+  try {
+    size_t pos = 0;
+    double d = std::stod(v, &pos);
+    if (pos != v.size()) throw std::invalid_argument(v);
+    return d;
+  } catch (const std::exception&) {
+    throw UsageError("--" + flag + ": expected a number, got '" + v + "'");
+  }
+}
+
+int64_t Invocation::get_int(const std::string& flag, int64_t def) const {
+  if (!has(flag)) return def;
+  std::string v = get(flag);
+  try {
+    size_t pos = 0;
+    long long d = std::stoll(v, &pos);
+    if (pos != v.size()) throw std::invalid_argument(v);
+    return d;
+  } catch (const std::exception&) {
+    throw UsageError("--" + flag + ": expected an integer, got '" + v + "'");
+  }
+}
+
+std::vector<std::string> Invocation::all(const std::string& flag) const {
+  auto it = flags.find(flag);
+  return it == flags.end() ? std::vector<std::string>{} : it->second;
+}
+
+int dispatch(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_top_help(args.empty() ? std::cerr : std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string& name = args[0];
+  std::vector<const CommandSpec*> matches;
+  for (auto& c : registry())
+    if (c.name == name) matches.push_back(&c);
+  if (matches.empty()) throw UsageError("unknown command '" + name + "' (see '" + std::string(kProgram) + " --help')");
+
+  size_t i = 1;
+  const CommandSpec* spec = nullptr;
+  bool has_subs = !(matches.size() == 1 && matches[0]->sub.empty());
+  if (!has_subs) {
+    spec = matches[0];
+  } else {
+    if (i >= args.size() || args[i] == "--help" || args[i] == "-h") {
+      std::ostream& os = i < args.size() ? std::cout : std::cerr;
+      os << "usage: " << kProgram << " " << name << " <subcommand> ...\n\nsubcommands:\n";
+      for (auto* c : matches) os << "  " << c->sub << std::string(c->sub.size() < 12 ? 12 - c->sub.size() : 1, ' ') << c->summary << "\n";
+      return i < args.size() ? 0 : 2;
+    }
+    for (auto* c : matches)
+      if (c->sub == args[i]) spec = c;
+    if (!spec) {
+      std::string subs;
+      for (auto* c : matches) subs += (subs.empty() ? "" : ", ") + c->sub;
+      throw UsageError("unknown subcommand '" + name + " " + args[i] + "' (expected one of: " + subs + ")");
+    }
+    ++i;
+  }
+
+  Invocation inv;
+  inv.spec = spec;
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      print_command_help(std::cout, *spec);
+      return 0;
+    }
+    if (a.rfind("--", 0) == 0) {
+      std::string fname = a.substr(2), value;
+      bool has_value = false;
+      auto eq = fname.find('=');
+      if (eq != std::string::npos) {
+        value = fname.substr(eq + 1);
+        fname = fname.substr(0, eq);
+        has_value = true;
+      }
+      if (fname == "config") {
+        if (!has_value) {
+          if (i + 1 >= args.size()) throw UsageError("--config needs a file");
+          value = args[++i];
+        }
+        inv.config_path = value;
+        continue;
+      }
+      const FlagSpec* fs = nullptr;
+      for (auto& f : spec->flags)
+        if (f.name == fname) fs = &f;
+      if (!fs) {
+        std::string known = "--config";
+        for (auto& f : spec->flags) known += ", --" + f.name;
+        throw UsageError("unknown flag '--" + fname + "' for '" + name + (spec->sub.empty() ? "" : " " + spec->sub) +
+                         "' (known: " + known + ")");
+      }
+      if (fs->takes_value && !has_value) {
+        if (i + 1 >= args.size()) throw UsageError("--" + fname + " needs a value");
+        value = args[++i];
+      }
+      if (!fs->takes_value) {
+        if (has_value) throw UsageError("--" + fname + " takes no value");
+        value = "true";
+      }
+      if (!fs->repeatable && inv.flags.count(fname)) inv.flags[fname].clear();
+      inv.flags[fname].push_back(value);
+    } else if (a.find('=') != std::string::npos && a[0] != '=') {
+      inv.overrides.push_back(a);
+    } else if (spec->takes_positional) {
+      inv.positional.push_back(a);
+    } else {
+      throw UsageError("unexpected argument '" + a + "' (overrides are written key=value)");
+    }
+  }
+  return spec->run(inv);
+}
+
+}  // namespace codex::cli

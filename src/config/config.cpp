@@ -1,0 +1,399 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <variant>
+
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace codex {
+namespace {
+
+using Ptr = std::variant<int64_t*, double*, bool*, std::string*, std::vector<std::string>*,
+                         std::vector<int64_t>*>;
+
+struct Field {
+  std::string key;
+  Ptr ptr;
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  std::vector<std::string> choices;  // for strings: allowed values (empty = any)
+};
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::vector<Field> fields(Config& c) {
+  return {
+      {"run.dir", &c.run.dir},
+      {"run.seed", &c.run.seed, 0, 9.2e18},
+      {"run.threads", &c.run.threads, 0, 1024},
+      {"run.device", &c.run.device, -kInf, kInf, {"auto", "cpu", "cuda"}},
+      {"tokenizer.input", &c.tokenizer.input},
+      {"tokenizer.vocab_size", &c.tokenizer.vocab_size, 300, 1 << 20},
+      {"tokenizer.whitespace_runs", &c.tokenizer.whitespace_runs},
+      {"tokenizer.max_train_bytes", &c.tokenizer.max_train_bytes, 1000, 1e12},
+      {"tokenizer.max_piece_length", &c.tokenizer.max_piece_length, 2, 64},
+      {"data.input", &c.data.input},
+      {"data.tokenizer", &c.data.tokenizer},
+      {"data.val_fraction", &c.data.val_fraction, 0, 0.5},
+      {"data.max_file_bytes", &c.data.max_file_bytes, 1, 1e12},
+      {"data.max_avg_line_length", &c.data.max_avg_line_length, 1, 1e9},
+      {"data.max_line_length", &c.data.max_line_length, 1, 1e12},
+      {"data.min_alnum_fraction", &c.data.min_alnum_fraction, 0, 1},
+      {"data.generated_header_lines", &c.data.generated_header_lines, 0, 1e6},
+      {"model.preset", &c.model.preset, -kInf, kInf, {"", "tiny", "small", "gpt2-124m"}},
+      {"model.n_layer", &c.model.n_layer, 1, 256},
+      {"model.n_head", &c.model.n_head, 1, 256},
+      {"model.n_embd", &c.model.n_embd, 1, 65536},
+      {"model.block_size", &c.model.block_size, 2, 1 << 20},
+      {"model.vocab_size", &c.model.vocab_size, 0, 1 << 24},
+      {"model.dropout", &c.model.dropout, 0, 0.99},
+      {"model.bias", &c.model.bias},
+      {"train.data", &c.train.data},
+      {"train.batch_size", &c.train.batch_size, 1, 1 << 20},
+      {"train.grad_accum", &c.train.grad_accum, 1, 1 << 20},
+      {"train.max_steps", &c.train.max_steps, 0, 1e12},
+      {"train.log_every", &c.train.log_every, 1, 1e12},
+      {"train.eval_every", &c.train.eval_every, 0, 1e12},
+      {"train.eval_batches", &c.train.eval_batches, 1, 1e9},
+      {"train.checkpoint_every", &c.train.checkpoint_every, 0, 1e12},
+      {"train.keep_checkpoints", &c.train.keep_checkpoints, 1, 1e6},
+      {"train.grad_clip", &c.train.grad_clip, 0, 1e9},
+      {"train.init_from", &c.train.init_from},
+      {"train.dtype", &c.train.dtype, -kInf, kInf, {"auto", "fp32", "bf16"}},
+      {"optim.lr", &c.optim.lr, 0, 10},
+      {"optim.min_lr_ratio", &c.optim.min_lr_ratio, 0, 1},
+      {"optim.weight_decay", &c.optim.weight_decay, 0, 10},
+      {"optim.warmup_steps", &c.optim.warmup_steps, 0, 1e12},
+      {"optim.beta1", &c.optim.beta1, 0, 0.999999},
+      {"optim.beta2", &c.optim.beta2, 0, 0.999999},
+      {"optim.eps", &c.optim.eps, 0, 1},
+      {"dist.backend", &c.dist.backend, -kInf, kInf, {"auto", "gloo", "nccl"}},
+      {"dist.timeout_s", &c.dist.timeout_s, 1, 1e6},
+      {"dist.zero1", &c.dist.zero1},
+      {"dist.bucket_mb", &c.dist.bucket_mb, 0.001, 1e4},
+      {"generate.n", &c.generate.n, 1, 1e6},
+      {"generate.temperature", &c.generate.temperature, 0, 100},
+      {"generate.top_p", &c.generate.top_p, 1e-6, 1},
+      {"generate.top_k", &c.generate.top_k, 0, 1 << 24},
+      {"generate.max_new_tokens", &c.generate.max_new_tokens, 0, 1 << 20},
+      {"generate.stop", &c.generate.stop},
+      {"generate.disallowed", &c.generate.disallowed},
+      {"generate.kv_cache", &c.generate.kv_cache},
+      {"generate.batch_size", &c.generate.batch_size, 1, 1 << 16},
+      {"eval.problems", &c.eval.problems},
+      {"eval.n", &c.eval.n, 1, 1e6},
+      {"eval.k", &c.eval.k},
+      {"eval.timeout", &c.eval.timeout, 0.01, 3600},
+      {"eval.workers", &c.eval.workers, 0, 1024},
+      {"eval.sandbox", &c.eval.sandbox, -kInf, kInf, {"bwrap", "rlimits-only"}},
+      {"eval.temperature", &c.eval.temperature, 0, 100},
+      {"eval.top_p", &c.eval.top_p, 1e-6, 1},
+      {"eval.max_new_tokens", &c.eval.max_new_tokens, 1, 1 << 20},
+      {"eval.limit", &c.eval.limit, 0, 1e9},
+      {"resume", &c.resume},
+  };
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string nearest_key(const std::string& key) {
+  Config tmp;
+  std::string best;
+  size_t bd = SIZE_MAX;
+  for (auto& f : fields(tmp)) {
+    // compare both the full key and the last component, so "lr" suggests "optim.lr"
+    size_t d = edit_distance(key, f.key);
+    auto dot = f.key.rfind('.');
+    if (dot != std::string::npos) d = std::min(d, edit_distance(key, f.key.substr(dot + 1)) + 1);
+    if (d < bd) bd = d, best = f.key;
+  }
+  return best;
+}
+
+// "FILE:LINE: " prefix for messages about a YAML node.
+std::string where(const std::string& origin, const YAML::Node& n) {
+  if (origin.empty()) return "";
+  auto m = n.Mark();
+  if (m.line < 0) return origin + ": ";
+  return origin + ":" + std::to_string(m.line + 1) + ": ";
+}
+
+std::string scalar_kind(const Ptr& p) {
+  switch (p.index()) {
+    case 0: return "an integer";
+    case 1: return "a number";
+    case 2: return "true or false";
+    case 3: return "a string";
+    case 4: return "a list of strings (or one string)";
+    default: return "a list of integers";
+  }
+}
+
+void check_range(const Field& f, double v, const std::string& at) {
+  if (!(v >= f.lo && v <= f.hi)) {
+    std::ostringstream ss;
+    ss << at << f.key << ": value " << v << " out of range [" << f.lo << ", " << f.hi << "]";
+    throw UsageError(ss.str());
+  }
+}
+
+void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at) {
+  auto bad = [&]() {
+    throw UsageError(at + f.key + ": expected " + scalar_kind(f.ptr));
+  };
+  try {
+    switch (f.ptr.index()) {
+      case 0: {
+        if (!n.IsScalar()) bad();
+        // accept 1e6-style integers, reject 1.5
+        double d = n.as<double>();
+        if (d != std::floor(d) || std::abs(d) > 9.2e18) bad();
+        check_range(f, d, at);
+        *std::get<0>(f.ptr) = static_cast<int64_t>(d);
+        break;
+      }
+      case 1: {
+        if (!n.IsScalar()) bad();
+        double d = n.as<double>();
+        check_range(f, d, at);
+        *std::get<1>(f.ptr) = d;
+        break;
+      }
+      case 2:
+        if (!n.IsScalar()) bad();
+        *std::get<2>(f.ptr) = n.as<bool>();
+        break;
+      case 3:
+        if (!n.IsScalar() && !n.IsNull()) bad();
+        *std::get<3>(f.ptr) = n.IsNull() ? "" : n.as<std::string>();
+        if (!f.choices.empty() &&
+            std::find(f.choices.begin(), f.choices.end(), *std::get<3>(f.ptr)) == f.choices.end()) {
+          std::string all;
+          for (auto& c : f.choices) all += (all.empty() ? "" : ", ") + (c.empty() ? "\"\"" : c);
+          throw UsageError(at + f.key + ": '" + *std::get<3>(f.ptr) + "' is not one of: " + all);
+        }
+        break;
+      case 4: {
+        auto* v = std::get<4>(f.ptr);
+        v->clear();
+        if (n.IsNull()) break;
+        if (n.IsScalar()) {
+          v->push_back(n.as<std::string>());
+        } else if (n.IsSequence()) {
+          for (auto e : n) {
+            if (!e.IsScalar()) bad();
+            v->push_back(e.as<std::string>());
+          }
+        } else {
+          bad();
+        }
+        break;
+      }
+      case 5: {
+        auto* v = std::get<5>(f.ptr);
+        v->clear();
+        auto one = [&](const YAML::Node& e) {
+          if (!e.IsScalar()) bad();
+          double d = e.as<double>();
+          if (d != std::floor(d) || d < 1) bad();
+          v->push_back(static_cast<int64_t>(d));
+        };
+        if (n.IsScalar()) {
+          // "1,10,100" is accepted as well as [1, 10, 100]
+          std::stringstream ss(n.as<std::string>());
+          std::string tok;
+          while (std::getline(ss, tok, ',')) one(YAML::Load(tok));
+        } else if (n.IsSequence()) {
+          for (auto e : n) one(e);
+        } else {
+          bad();
+        }
+        break;
+      }
+    }
+  } catch (const YAML::Exception&) {
+    bad();
+  }
+  cfg.explicitly_set.insert(f.key);
+}
+
+void assign(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& at) {
+  for (auto& f : fields(cfg)) {
+    if (f.key == key) {
+      set_field(cfg, f, value, at);
+      return;
+    }
+  }
+  throw UsageError(at + "unknown key '" + key + "' (did you mean '" + nearest_key(key) + "'?)");
+}
+
+// Walks a mapping, assigning leaves; sections are maps, list-valued keys are sequences.
+void walk(Config& cfg, const YAML::Node& node, const std::string& prefix, const std::string& origin) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    std::string k = it->first.as<std::string>();
+    std::string key = prefix.empty() ? k : prefix + "." + k;
+    const YAML::Node& v = it->second;
+    if (prefix.empty() && k == "base") continue;  // handled by load_file
+    if (v.IsMap()) {
+      bool is_section = false;
+      Config probe;
+      for (auto& f : fields(probe))
+        if (f.key.rfind(key + ".", 0) == 0) is_section = true;
+      if (!is_section)
+        throw UsageError(where(origin, it->first) + "unknown section '" + key + "' (did you mean '" +
+                         nearest_key(key) + "'?)");
+      walk(cfg, v, key, origin);
+    } else {
+      assign(cfg, key, v, where(origin, v));
+    }
+  }
+}
+
+void load_file(Config& cfg, const std::string& file, int depth) {
+  if (depth > 8) throw UsageError(file + ": 'base:' chain is too deep (a cycle?)");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file);
+  } catch (const YAML::BadFile&) {
+    throw UsageError("cannot read config '" + file + "'");
+  } catch (const YAML::ParserException& e) {
+    throw UsageError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw UsageError(file + ": expected a mapping of config sections at the top level");
+  if (root["base"]) {
+    fs::path base = fs::path(file).parent_path() / root["base"].as<std::string>();
+    load_file(cfg, base.string(), depth + 1);
+  }
+  walk(cfg, root, "", file);
+}
+
+void validate(Config& c) {
+  auto& m = c.model;
+  if (m.n_embd % m.n_head != 0)
+    throw UsageError("model.n_embd (" + std::to_string(m.n_embd) + ") must be divisible by model.n_head (" +
+                     std::to_string(m.n_head) + ")");
+  if (c.train.keep_checkpoints < 1) throw UsageError("train.keep_checkpoints must be at least 1");
+}
+
+}  // namespace
+
+void apply_model_preset(Config& cfg) {
+  const std::string& p = cfg.model.preset;
+  if (p.empty()) return;
+  struct Shape { int64_t l, h, e, b; };
+  Shape s{};
+  if (p == "tiny") s = {2, 2, 64, 128};
+  else if (p == "small") s = {6, 6, 384, 256};
+  else if (p == "gpt2-124m") s = {12, 12, 768, 1024};
+  auto set = [&](const char* key, int64_t& dst, int64_t v) {
+    if (!cfg.explicitly_set.count(key)) dst = v;
+  };
+  set("model.n_layer", cfg.model.n_layer, s.l);
+  set("model.n_head", cfg.model.n_head, s.h);
+  set("model.n_embd", cfg.model.n_embd, s.e);
+  set("model.block_size", cfg.model.block_size, s.b);
+}
+
+void set_key(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& origin) {
+  assign(cfg, key, value, origin);
+}
+
+void apply_override(Config& cfg, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UsageError("override '" + assignment + "': expected key=value");
+  std::string key = assignment.substr(0, eq), val = assignment.substr(eq + 1);
+  YAML::Node node;
+  try {
+    node = val.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Load(val);
+  } catch (const YAML::Exception&) {
+    node = YAML::Node(val);
+  }
+  assign(cfg, key, node, "override '" + assignment + "': ");
+}
+
+void finalize_config(Config& cfg) {
+  apply_model_preset(cfg);
+  validate(cfg);
+}
+
+Config load_config(const std::string& file, const std::vector<std::string>& overrides) {
+  Config cfg;
+  if (!file.empty()) {
+    load_file(cfg, file, 0);
+    cfg.source = file;
+  }
+  for (const auto& o : overrides) apply_override(cfg, o);
+  finalize_config(cfg);
+  return cfg;
+}
+
+std::vector<std::string> config_keys() {
+  Config c;
+  std::vector<std::string> out;
+  for (auto& f : fields(c)) out.push_back(f.key);
+  return out;
+}
+
+std::string config_to_yaml(const Config& cfg_in) {
+  Config cfg = cfg_in;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  std::string section;
+  bool open = false;
+  for (auto& f : fields(cfg)) {
+    auto dot = f.key.find('.');
+    std::string sec = dot == std::string::npos ? "" : f.key.substr(0, dot);
+    std::string leaf = dot == std::string::npos ? f.key : f.key.substr(dot + 1);
+    if (sec != section) {
+      if (open) out << YAML::EndMap;
+      open = false;
+      section = sec;
+      if (!sec.empty()) {
+        out << YAML::Key << sec << YAML::Value << YAML::BeginMap;
+        open = true;
+      }
+    }
+    out << YAML::Key << leaf << YAML::Value;
+    std::visit(
+        [&](auto* p) {
+          using T = std::decay_t<decltype(*p)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<int64_t>>) {
+            out << YAML::Flow << YAML::BeginSeq;
+            for (auto& e : *p) {
+              if constexpr (std::is_same_v<T, std::vector<std::string>>) out << YAML::DoubleQuoted << e;
+              else out << e;
+            }
+            out << YAML::EndSeq;
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            out << YAML::DoubleQuoted << *p;
+          } else if constexpr (std::is_same_v<T, double>) {
+            out << YAML::Precision(17) << *p;
+          } else {
+            out << *p;
+          }
+        },
+        f.ptr);
+  }
+  if (open) out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace codex

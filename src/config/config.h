@@ -1,0 +1,143 @@
+#pragma once
+// Typed configuration. Every key lives in one struct below and is registered once in config.cpp
+// (key, type, range, help); YAML files and dotted `key=value` overrides are checked against that
+// registry, so a typo is an error naming the nearest valid key.
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace YAML {
+class Node;
+}
+
+namespace codex {
+
+struct RunConfig {
+  std::string dir = "runs/default";  // where a run writes everything
+  int64_t seed = 1337;               // seeds every RNG
+  int64_t threads = 0;               // CPU threads for LibTorch; 0 = measured default
+  std::string device = "auto";       // auto | cpu | cuda
+};
+
+struct TokenizerConfig {
+  std::vector<std::string> input;    // dirs (recursive *.py), .py files, .jsonl(.gz)
+  int64_t vocab_size = 8000;
+  bool whitespace_runs = true;       // false: the plain baseline (whitespace split, no runs)
+  int64_t max_train_bytes = 8000000; // sample of the corpus the trainer sees (speed)
+  int64_t max_piece_length = 16;
+};
+
+struct DataConfig {
+  std::vector<std::string> input;
+  std::string tokenizer;             // tokenizer.model; empty = <run.dir>/tokenizer.model
+  double val_fraction = 0.01;
+  int64_t max_file_bytes = 1000000;  // Codex: files over 1 MB dropped
+  double max_avg_line_length = 100;  // Codex: average line length over 100
+  int64_t max_line_length = 1000;    // Codex: longest line over 1000
+  double min_alnum_fraction = 0.25;  // Codex: low alphanumeric share
+  int64_t generated_header_lines = 10;  // auto-generated markers searched in the first N lines
+};
+
+struct ModelConfig {
+  std::string preset;                // tiny | small | gpt2-124m; explicit keys override it
+  int64_t n_layer = 2;
+  int64_t n_head = 2;
+  int64_t n_embd = 64;
+  int64_t block_size = 128;
+  int64_t vocab_size = 0;            // 0 = from the tokenizer
+  double dropout = 0.0;
+  bool bias = true;
+};
+
+struct TrainConfig {
+  std::string data;                  // a prepared data folder (holds its tokenizer)
+  int64_t batch_size = 8;            // global micro-batch (sequences), split across ranks
+  int64_t grad_accum = 1;
+  int64_t max_steps = 100;
+  int64_t log_every = 10;
+  int64_t eval_every = 50;
+  int64_t eval_batches = 8;
+  int64_t checkpoint_every = 50;
+  int64_t keep_checkpoints = 2;
+  double grad_clip = 1.0;
+  std::string init_from;             // checkpoint folder to start from (e.g. `import hf` output)
+  std::string dtype = "auto";        // auto | fp32 | bf16 (autocast on CUDA)
+};
+
+struct OptimConfig {
+  double lr = 1e-3;
+  double min_lr_ratio = 0.1;         // cosine decays to lr * min_lr_ratio
+  double weight_decay = 0.1;         // matrices only
+  int64_t warmup_steps = 10;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+};
+
+struct DistConfig {
+  std::string backend = "auto";      // auto | gloo | nccl
+  double timeout_s = 120;            // c10d timeout: no rank waits forever on a dead peer
+  bool zero1 = false;
+  double bucket_mb = 25;
+};
+
+struct GenerateConfig {
+  int64_t n = 1;
+  double temperature = 0.8;          // 0 = greedy
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  int64_t max_new_tokens = 128;
+  std::vector<std::string> stop = {"\nclass", "\ndef", "\n#", "\nif", "\nprint"};
+  std::vector<std::string> disallowed;
+  bool kv_cache = true;
+  int64_t batch_size = 16;
+};
+
+struct EvalConfig {
+  std::string problems = "data/humaneval/HumanEval.jsonl.gz";
+  int64_t n = 1;                     // samples per problem
+  std::vector<int64_t> k = {1, 10, 100};
+  double timeout = 3.0;
+  int64_t workers = 0;               // 0 = number of cores
+  std::string sandbox = "bwrap";     // bwrap | rlimits-only (unsafe)
+  double temperature = 0.2;
+  double top_p = 0.95;
+  int64_t max_new_tokens = 128;
+  int64_t limit = 0;                 // evaluate only the first N problems (0 = all)
+};
+
+struct Config {
+  RunConfig run;
+  TokenizerConfig tokenizer;
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  OptimConfig optim;
+  DistConfig dist;
+  GenerateConfig generate;
+  EvalConfig eval;
+  bool resume = false;
+
+  std::set<std::string> explicitly_set;  // keys given by a file or an override
+  std::string source;                    // the file it was loaded from, if any
+};
+
+// Loads defaults, then FILE (if non-empty; `base: other.yaml` chains to a parent first), then
+// overrides ("a.b=value", value parsed as YAML), then applies presets and validates.
+// Throws UsageError with "FILE:LINE: key: what was expected" on any problem.
+Config load_config(const std::string& file, const std::vector<std::string>& overrides);
+// The fully resolved config as YAML (what `config show` prints and a run saves).
+std::string config_to_yaml(const Config& cfg);
+// Every registered dotted key, in declaration order.
+std::vector<std::string> config_keys();
+// Applies one override to an existing config (used by commands that map flags to keys).
+void apply_override(Config& cfg, const std::string& assignment);
+// Sets one key from a YAML node; `origin` prefixes error messages.
+void set_key(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& origin);
+// Re-runs presets + range checks (after programmatic edits).
+void finalize_config(Config& cfg);
+// Model presets: fills model.* keys the user did not set explicitly.
+void apply_model_preset(Config& cfg);
+
+}  // namespace codex

@@ -1,0 +1,52 @@
+#pragma once
+// The one GPT trunk every trainer shares (LM now; reward / value heads later), GPT-2 by default:
+// token + learned position embeddings, pre-LN blocks (LayerNorm, causal self-attention,
+// GELU MLP x4), final LayerNorm, LM head tied to the token embedding.
+//
+// Parameter names follow Hugging Face's GPT-2 checkpoint names without the "transformer."
+// prefix, so import/export needs no renaming table:
+//   wte.weight (V, C)   wpe.weight (T, C)
+//   h.<i>.ln_1.{weight,bias} (C)   h.<i>.attn.c_attn.{weight (3C, C), bias (3C)}
+//   h.<i>.attn.c_proj.{weight (C, C), bias}   h.<i>.ln_2.{weight,bias}
+//   h.<i>.mlp.c_fc.{weight (4C, C), bias}   h.<i>.mlp.c_proj.{weight (C, 4C), bias}
+//   ln_f.{weight,bias}
+// Linear weights are torch's (out, in); HF's Conv1D stores (in, out): export transposes.
+#include <torch/torch.h>
+
+#include "config/config.h"
+
+namespace codex {
+
+struct GPTConfig {
+  int64_t vocab_size = 0;
+  int64_t n_layer = 2, n_head = 2, n_embd = 64, block_size = 128;
+  double dropout = 0.0;
+  bool bias = true;
+
+  static GPTConfig from(const ModelConfig& m, int64_t vocab_size);
+};
+
+// Per-layer key/value cache for incremental decoding. k[i], v[i]: (B, n_head, T_cached, head_dim).
+struct KVCache {
+  std::vector<torch::Tensor> k, v;
+  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+};
+
+struct GPTImpl : torch::nn::Module {
+  explicit GPTImpl(const GPTConfig& cfg);
+
+  // idx (B, T) int64 -> final hidden states (B, T, C) after ln_f. `pos_offset` is the position
+  // of idx[:, 0]; `cache`, when given, is read and extended. `attn_mask` (B, T_total) bool,
+  // optional: false marks padding keys (left-padded prompts).
+  torch::Tensor hidden(const torch::Tensor& idx, KVCache* cache = nullptr, int64_t pos_offset = 0,
+                       const torch::Tensor& attn_mask = {});
+  // LM head (tied to wte): (B, T, C) -> (B, T, V)
+  torch::Tensor lm_logits(const torch::Tensor& hidden);
+  torch::Tensor forward(const torch::Tensor& idx) { return lm_logits(hidden(idx)); }
+
+  GPTConfig cfg;
+  // members registered under the names above
+};
+TORCH_MODULE(GPT);
+
+}  // namespace codex
