@@ -1,0 +1,42 @@
+// scripts/launch.sh: environment, output prefixes, failure propagation, signal forwarding.
+#include <catch2/catch.hpp>
+
+#include "helpers.h"
+
+using codex::test::run_shell;
+using codex::test::shell_quote;
+
+static std::string launcher() { return shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh"); }
+
+TEST_CASE("launch.sh sets torchrun's variables and prefixes output", "[dist][launch]") {
+  auto r = run_shell(launcher() + " --nproc-per-node 2 --nnodes 2 --node-rank 1 --master-addr 127.0.0.1 --master-port 29999 -- "
+                                  "bash -c 'echo \"$RANK $WORLD_SIZE $LOCAL_RANK $LOCAL_WORLD_SIZE $MASTER_ADDR $MASTER_PORT\"'");
+  REQUIRE(r.code == 0);
+  REQUIRE(r.out.find("[rank 2] 2 4 0 2 127.0.0.1 29999") != std::string::npos);
+  REQUIRE(r.out.find("[rank 3] 3 4 1 2 127.0.0.1 29999") != std::string::npos);
+}
+
+TEST_CASE("launch.sh stops the others when a rank fails, leaving no process", "[dist][launch]") {
+  // rank 1 fails; rank 0 ignores SIGTERM, so the launcher must escalate to SIGKILL.
+  auto r = run_shell(launcher() + " --nproc-per-node 2 --grace 1 -- bash -c "
+                                  "'if [ $RANK = 1 ]; then sleep 0.3; exit 7; fi; trap \"\" TERM; exec sleep 4242'");
+  REQUIRE(r.code == 7);
+  REQUIRE(r.err.find("rank 1 exited with status 7") != std::string::npos);
+  REQUIRE(run_shell("pgrep -f 'sleep 4242'").code == 1);  // nothing left behind
+}
+
+TEST_CASE("launch.sh forwards SIGTERM to every rank", "[dist][launch]") {
+  auto r = run_shell("(" + launcher() + " --nproc-per-node 2 -- bash -c "
+                     "'trap \"echo stopped-$RANK; exit 0\" TERM; sleep 4343 & wait') & L=$!; sleep 1; kill -TERM $L; wait $L");
+  REQUIRE(r.code == 143);
+  REQUIRE(r.out.find("stopped-0") != std::string::npos);
+  REQUIRE(r.out.find("stopped-1") != std::string::npos);
+  REQUIRE(run_shell("pgrep -f 'sleep 4343'").code == 1);
+}
+
+TEST_CASE("launch.sh rejects bad arguments with exit 2", "[dist][launch]") {
+  REQUIRE(run_shell(launcher() + " -- true").code == 2);
+  REQUIRE(run_shell(launcher() + " --nproc-per-node x -- true").code == 2);
+  REQUIRE(run_shell(launcher() + " --nproc-per-node 2 --nnodes 2 --node-rank 2 -- true").code == 2);
+  REQUIRE(run_shell(launcher() + " --nproc-per-node 2").code == 2);
+}
