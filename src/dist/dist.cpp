@@ -1,0 +1,264 @@
+#include "dist/dist.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef CODEX_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <cstdlib>
+
+#include "util/error.h"
+
+namespace codex {
+namespace {
+
+int parse_int(const char* name, const char* v, int lo, int hi) {
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (!*v || *end || x < lo || x > hi)
+    throw UsageError(std::string("environment variable ") + name + "='" + v + "': expected an integer in [" +
+                     std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+DistEnv read_dist_env(const std::function<const char*(const char*)>& get_in) {
+  auto get = get_in ? get_in : [](const char* n) -> const char* { return std::getenv(n); };
+  DistEnv e;
+  const int kMax = 1 << 20;
+  auto read = [&](const char* rank, const char* world, const char* lrank, const char* lworld) {
+    e.world_size = parse_int(world, get(world), 1, kMax);
+    e.rank = parse_int(rank, get(rank), 0, e.world_size - 1);
+    e.local_rank = get(lrank) ? parse_int(lrank, get(lrank), 0, kMax) : 0;
+    e.local_world_size = get(lworld) ? parse_int(lworld, get(lworld), 1, kMax) : 1;
+  };
+  if (get("RANK") && get("WORLD_SIZE")) {
+    e.source = "torchrun";
+    read("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE");
+  } else if (get("SLURM_PROCID") && get("SLURM_NTASKS")) {
+    e.source = "slurm";
+    read("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE");
+  } else if (get("OMPI_COMM_WORLD_RANK") && get("OMPI_COMM_WORLD_SIZE")) {
+    e.source = "openmpi";
+    read("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE");
+  } else {
+    return e;
+  }
+  if (e.local_rank >= e.local_world_size)
+    throw UsageError("local rank " + std::to_string(e.local_rank) + " is not below the local world size " +
+                     std::to_string(e.local_world_size));
+  if (get("MASTER_ADDR")) e.master_addr = get("MASTER_ADDR");
+  if (get("MASTER_PORT")) e.master_port = parse_int("MASTER_PORT", get("MASTER_PORT"), 1, 65535);
+  return e;
+}
+
+std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, const torch::Device& device) {
+  std::shared_ptr<Dist> d(new Dist());
+  d->env_ = env;
+  d->timeout_ = std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000));
+  if (env.world_size == 1) return d;
+
+  std::string backend = cfg.backend;
+  if (backend == "auto") backend = device.is_cuda() ? "nccl" : "gloo";
+  if (backend == "nccl" && !device.is_cuda())
+    throw UsageError("dist.backend=nccl needs CUDA tensors (run.device=cuda); use dist.backend=gloo on CPU");
+  d->backend_ = backend;
+
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<uint16_t>(env.master_port);
+  so.isServer = env.rank == 0;
+  so.numWorkers = env.world_size;
+  so.waitWorkers = true;
+  so.timeout = d->timeout_;
+  std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  try {
+    d->store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    if (env.rank == 0)
+      throw UsageError("rank 0 cannot serve the rendezvous at " + where + " (port in use?): " + what);
+    throw UsageError("rank " + std::to_string(env.rank) + " cannot reach the rendezvous at " + where + " within " +
+                     std::to_string(cfg.timeout_s) + " s (MASTER_ADDR/MASTER_PORT wrong or rank 0 not started): " + what);
+  }
+  // Every rank publishes its view of the world size; a mismatch is a launch error, not a hang.
+  d->store_->set("codex/world/" + std::to_string(env.rank), std::vector<uint8_t>{});
+  d->store_->set("codex/ws/" + std::to_string(env.rank),
+                 [&] { auto s = std::to_string(env.world_size); return std::vector<uint8_t>(s.begin(), s.end()); }());
+  for (int r = 0; r < env.world_size; ++r) {
+    std::vector<uint8_t> v;
+    try {
+      v = d->store_->get("codex/ws/" + std::to_string(r));
+    } catch (const std::exception&) {
+      throw UsageError("timed out after " + std::to_string(cfg.timeout_s) + " s waiting for rank " + std::to_string(r) +
+                       " of WORLD_SIZE=" + std::to_string(env.world_size) + " at " + where);
+    }
+    std::string s(v.begin(), v.end());
+    if (s != std::to_string(env.world_size))
+      throw UsageError("world size mismatch: this rank has WORLD_SIZE=" + std::to_string(env.world_size) + ", rank " +
+                       std::to_string(r) + " has " + s);
+  }
+
+  if (backend == "gloo") {
+    auto opts = c10d::ProcessGroupGloo::Options::create(d->timeout_);
+    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    if (ifname) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    else if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost")
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    opts->threads = 2;
+    d->pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store_, env.rank, env.world_size, opts);
+  } else {
+#ifdef CODEX_WITH_NCCL
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = d->timeout_;
+    d->pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(d->store_, env.rank, env.world_size, opts);
+#else
+    throw UsageError("dist.backend=nccl: this build's LibTorch has no NCCL (build with scripts/build.sh --cuda)");
+#endif
+  }
+  return d;
+}
+
+Dist::~Dist() = default;
+
+namespace {
+void wait_or_throw(const c10::intrusive_ptr<c10d::Work>& w, std::chrono::milliseconds timeout, const char* what) {
+  try {
+    w->wait(timeout);
+  } catch (const std::exception& e) {
+    std::string m = e.what();
+    throw RunError(std::string(what) + " failed (a peer rank died or timed out): " + m.substr(0, m.find('\n')));
+  }
+}
+}  // namespace
+
+void Dist::barrier() {
+  if (!pg_) return;
+  wait_or_throw(pg_->barrier(), timeout_, "barrier");
+}
+
+void Dist::all_reduce_sum(torch::Tensor& t) {
+  if (!pg_) return;
+  std::vector<torch::Tensor> v{t};
+  wait_or_throw(pg_->allreduce(v), timeout_, "all-reduce");
+}
+
+void Dist::broadcast(torch::Tensor& t, int root) {
+  if (!pg_) return;
+  std::vector<torch::Tensor> v{t};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  wait_or_throw(pg_->broadcast(v, o), timeout_, "broadcast");
+}
+
+torch::Tensor Dist::all_gather(const torch::Tensor& t) {
+  if (!pg_) return t.unsqueeze(0).clone();
+  std::vector<std::vector<torch::Tensor>> out(1);
+  for (int r = 0; r < world_size(); ++r) out[0].push_back(torch::empty_like(t));
+  std::vector<torch::Tensor> in{t.contiguous()};
+  wait_or_throw(pg_->allgather(out, in), timeout_, "all-gather");
+  return torch::stack(out[0]);
+}
+
+struct GradSync::Bucket {
+  torch::Tensor flat;              // (numel,) gradients of this bucket's parameters
+  std::vector<size_t> params;      // indices into params_
+  size_t ready = 0;
+  c10::intrusive_ptr<c10d::Work> work;
+  bool launched = false;
+};
+
+GradSync::GradSync(std::shared_ptr<Dist> dist, std::vector<torch::Tensor> params, double bucket_mb)
+    : dist_(std::move(dist)), params_(std::move(params)) {
+  if (dist_->world_size() == 1) return;
+  const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * 1024 * 1024));
+  where_.resize(params_.size());
+  std::shared_ptr<Bucket> cur;
+  int64_t bytes = 0, offset = 0;
+  for (size_t k = params_.size(); k-- > 0;) {
+    const auto& p = params_[k];
+    int64_t nb = p.numel() * static_cast<int64_t>(p.element_size());
+    if (!cur || (bytes + nb > cap && bytes > 0)) {
+      cur = std::make_shared<Bucket>();
+      buckets_.push_back(cur);
+      bytes = 0;
+      offset = 0;
+    }
+    cur->params.push_back(k);
+    where_[k] = {buckets_.size() - 1, offset};
+    offset += p.numel();
+    bytes += nb;
+  }
+  for (auto& b : buckets_) {
+    int64_t n = 0;
+    for (size_t k : b->params) n += params_[k].numel();
+    b->flat = torch::zeros({n}, params_[b->params[0]].options());
+  }
+  for (size_t k = 0; k < params_.size(); ++k) {
+    params_[k].register_hook([this, k](torch::Tensor grad) {
+      on_grad(k, grad);
+      return grad;
+    });
+  }
+}
+
+void GradSync::on_grad(size_t k, const torch::Tensor& grad) {
+  if (!sync_) return;
+  auto [bi, off] = where_[k];
+  auto& b = *buckets_[bi];  // NOLINT
+  auto slice = b.flat.narrow(0, off, params_[k].numel());
+  slice.copy_(grad.reshape(-1));
+  // earlier accumulation micro-steps left their sum in .grad
+  const auto& acc = params_[k].grad();
+  if (acc.defined()) slice.add_(acc.reshape(-1));
+  if (++b.ready < b.params.size()) return;
+  // Launch complete buckets strictly in index order, so every rank issues the same sequence.
+  for (auto& bk : buckets_) {
+    if (bk->launched) continue;
+    if (bk->ready < bk->params.size()) break;
+    std::vector<torch::Tensor> v{bk->flat};
+    bk->work = dist_->pg()->allreduce(v);
+    bk->launched = true;
+  }
+}
+
+void GradSync::finish() {
+  if (dist_->world_size() == 1) return;
+  for (auto& b : buckets_) {
+    if (!b->launched) {
+      // Some parameter got no gradient this step (or an earlier bucket was incomplete): after
+      // backward, .grad holds exactly what the hooks would have packed, so pack from it.
+      for (size_t k : b->params) {
+        auto off = where_[k].second;
+        auto slice = b->flat.narrow(0, off, params_[k].numel());
+        const auto& g = params_[k].grad();
+        if (g.defined()) slice.copy_(g.reshape(-1));
+        else slice.zero_();
+      }
+      std::vector<torch::Tensor> v{b->flat};
+      b->work = dist_->pg()->allreduce(v);
+      b->launched = true;
+    }
+  }
+  const double inv = 1.0 / dist_->world_size();
+  for (auto& b : buckets_) {
+    wait_or_throw(b->work, dist_->timeout(), "gradient all-reduce");
+    b->flat.mul_(inv);
+    for (size_t k : b->params) {
+      auto off = where_[k].second;
+      auto& p = params_[k];
+      auto avg = b->flat.narrow(0, off, p.numel()).view(p.sizes());
+      if (p.grad().defined()) p.mutable_grad().copy_(avg);
+      else p.mutable_grad() = avg.clone();
+    }
+    b->ready = 0;
+    b->launched = false;
+    b->work.reset();
+  }
+}
+
+}  // namespace codex

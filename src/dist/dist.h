@@ -1,0 +1,84 @@
+#pragma once
+// Multi-process training on LibTorch's c10d: TCPStore rendezvous, Gloo (CPU) or NCCL (CUDA)
+// process groups, and bucketed gradient all-reduce that overlaps the backward pass.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace c10d {
+class ProcessGroup;
+class Store;
+}  // namespace c10d
+
+namespace codex {
+
+// Where this process sits in the job, read from torchrun's variables (RANK, WORLD_SIZE,
+// LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), else Slurm's (SLURM_PROCID, SLURM_NTASKS,
+// SLURM_LOCALID, ...), else Open MPI's (OMPI_COMM_WORLD_*). No variables: a single process.
+struct DistEnv {
+  int rank = 0, world_size = 1, local_rank = 0, local_world_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  std::string source = "none";  // torchrun | slurm | openmpi | none
+};
+// `get` returns an environment variable or nullptr (injectable for tests). Bad values are a
+// UsageError naming the variable.
+DistEnv read_dist_env(const std::function<const char*(const char*)>& get = nullptr);
+
+class Dist {
+ public:
+  // world_size 1: no process group, every collective is a no-op.
+  static std::shared_ptr<Dist> init(const DistConfig& cfg, const DistEnv& env, const torch::Device& device);
+  ~Dist();
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  int local_rank() const { return env_.local_rank; }
+  bool is_main() const { return env_.rank == 0; }
+  const std::string& backend() const { return backend_; }
+
+  void barrier();
+  void all_reduce_sum(torch::Tensor& t);
+  void broadcast(torch::Tensor& t, int root = 0);
+  // Every rank gets every rank's `t` (same shape), concatenated along a new leading dim.
+  torch::Tensor all_gather(const torch::Tensor& t);
+  c10d::ProcessGroup* pg() const { return pg_.get(); }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+ private:
+  Dist() = default;
+  DistEnv env_;
+  std::string backend_ = "none";
+  std::chrono::milliseconds timeout_{120000};
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+};
+
+// Data-parallel gradient averaging. Parameters are packed (in reverse registration order, which
+// is roughly the order backward produces their gradients) into buckets of ~bucket_mb; a tensor
+// hook copies each gradient into its bucket and, when a bucket is complete, starts an async
+// all-reduce while backward goes on. finish() waits and writes the averaged gradient back.
+// On non-final accumulation micro-steps call set_sync(false): hooks then do nothing and the
+// gradients accumulate locally.
+class GradSync {
+ public:
+  GradSync(std::shared_ptr<Dist> dist, std::vector<torch::Tensor> params, double bucket_mb);
+  void set_sync(bool on) { sync_ = on; }
+  void finish();  // call after backward of the final micro-step
+  size_t num_buckets() const { return buckets_.size(); }
+
+ private:
+  struct Bucket;
+  void on_grad(size_t param_index, const torch::Tensor& grad);
+  std::shared_ptr<Dist> dist_;
+  std::vector<torch::Tensor> params_;
+  std::vector<std::shared_ptr<Bucket>> buckets_;
+  std::vector<std::pair<size_t, int64_t>> where_;  // param -> (bucket, offset)
+  bool sync_ = true;
+};
+
+}  // namespace codex
