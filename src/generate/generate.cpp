@@ -321,6 +321,8 @@ std::vector<Sample> generate_tokens(const LogitsFn& lm, const TokenTable& vocab,
                                     const SamplingOptions& opt, int64_t block_size, torch::Device device) {
   TORCH_CHECK(block_size >= 2, "generate: block_size must be at least 2, got ", block_size);
   if (n < 1) throw UsageError("generate: n must be at least 1, got " + std::to_string(n));
+  TORCH_CHECK(opt.prompt_seeds.empty() || opt.prompt_seeds.size() == prompts.size(),
+              "generate: prompt_seeds must have one seed per prompt");
   torch::NoGradGuard no_grad;
   const size_t max_stop = max_length(non_empty(opt.stop));
   DisallowedFilter filter(vocab, opt.disallowed);
@@ -345,13 +347,14 @@ std::vector<Sample> generate_tokens(const LogitsFn& lm, const TokenTable& vocab,
       TORCH_CHECK(*it >= 0 && *it < vocab.size(), "generate: prompt token id ", *it, " outside the vocabulary");
       context += vocab.bytes[*it];
     }
+    const uint64_t base_seed = opt.prompt_seeds.empty() ? opt.seed : opt.prompt_seeds.at(p);
     for (int64_t i = 0; i < n; ++i) {
       Row r;
       r.out.prompt_index = static_cast<int64_t>(p);
       r.out.sample_index = i;
       r.prompt.assign(first, prompts[p].end());
       r.context = context;
-      r.gen = at::detail::createCPUGenerator(opt.seed + static_cast<uint64_t>(i));
+      r.gen = at::detail::createCPUGenerator(base_seed + static_cast<uint64_t>(i));
       rows.push_back(std::move(r));
     }
   }
@@ -361,6 +364,7 @@ std::vector<Sample> generate_tokens(const LogitsFn& lm, const TokenTable& vocab,
     for (size_t j = start; j < std::min(rows.size(), start + static_cast<size_t>(opt.batch_size)); ++j)
       batch.push_back(&rows[j]);
     decode_batch(lm, vocab, batch, opt, block_size, device, filter, max_stop);
+    if (opt.on_progress) opt.on_progress(start + batch.size(), rows.size());
   }
   std::vector<Sample> out;
   out.reserve(rows.size());

@@ -42,6 +42,11 @@ struct SamplingOptions {
   bool kv_cache = true;
   int64_t batch_size = 16;   // rows decoded together
   uint64_t seed = 0;         // sample i of a prompt draws from seed + i
+  // Optional, one per prompt: sample i of prompt p draws from prompt_seeds[p] + i instead (eval
+  // gives every problem its own seeds while still batching problems together).
+  std::vector<uint64_t> prompt_seeds;
+  // Optional: called after each decoded batch with (samples done, samples total).
+  std::function<void(size_t, size_t)> on_progress;
   static SamplingOptions from(const GenerateConfig& g, uint64_t seed);
 };
 

