@@ -32,6 +32,37 @@ struct KVCache {
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
 };
 
+// Causal self-attention: one fused q/k/v projection (c_attn) and an output projection (c_proj).
+struct CausalSelfAttentionImpl : torch::nn::Module {
+  explicit CausalSelfAttentionImpl(const GPTConfig& cfg);
+  // x (B, T, C) -> (B, T, C). cache_k / cache_v: this layer's slots in a KVCache (may be null).
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* cache_k, torch::Tensor* cache_v,
+                        const torch::Tensor& key_mask);
+  int64_t n_head, n_embd;
+  double dropout;
+  torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(CausalSelfAttention);
+
+struct MLPImpl : torch::nn::Module {
+  explicit MLPImpl(const GPTConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C), GELU (tanh) in 4C
+  double dropout;
+  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(MLP);
+
+// Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
+struct BlockImpl : torch::nn::Module {
+  explicit BlockImpl(const GPTConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* cache_k, torch::Tensor* cache_v,
+                        const torch::Tensor& key_mask);
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  CausalSelfAttention attn{nullptr};
+  MLP mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
 struct GPTImpl : torch::nn::Module {
   explicit GPTImpl(const GPTConfig& cfg);
 
@@ -44,8 +75,14 @@ struct GPTImpl : torch::nn::Module {
   torch::Tensor lm_logits(const torch::Tensor& hidden);
   torch::Tensor forward(const torch::Tensor& idx) { return lm_logits(hidden(idx)); }
 
+  int64_t num_params() const;  // unique parameters (the tied head counted once)
+
   GPTConfig cfg;
   // members registered under the names above
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  std::vector<Block> blocks;  // the same modules as `h`, typed
+  torch::nn::LayerNorm ln_f{nullptr};
 };
 TORCH_MODULE(GPT);
 

@@ -1,0 +1,155 @@
+#include "model/gpt.h"
+
+#include <cmath>
+
+#include "ops/attention.h"
+#include "util/error.h"
+
+namespace codex {
+
+GPTConfig GPTConfig::from(const ModelConfig& m, int64_t vocab_size) {
+  GPTConfig g;
+  g.vocab_size = m.vocab_size > 0 ? m.vocab_size : vocab_size;
+  g.n_layer = m.n_layer;
+  g.n_head = m.n_head;
+  g.n_embd = m.n_embd;
+  g.block_size = m.block_size;
+  g.dropout = m.dropout;
+  g.bias = m.bias;
+  if (g.vocab_size <= 0) throw UsageError("model.vocab_size: unknown (0) and no tokenizer/data to take it from");
+  if (g.n_embd % g.n_head != 0)
+    throw UsageError("model.n_embd (" + std::to_string(g.n_embd) + ") must be divisible by model.n_head (" +
+                     std::to_string(g.n_head) + ")");
+  return g;
+}
+
+namespace {
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+torch::nn::LayerNorm layer_norm(int64_t c) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c}).eps(1e-5));
+}
+}  // namespace
+
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& cfg)
+    : n_head(cfg.n_head), n_embd(cfg.n_embd), dropout(cfg.dropout) {
+  c_attn = register_module("c_attn", linear(n_embd, 3 * n_embd, cfg.bias));
+  c_proj = register_module("c_proj", linear(n_embd, n_embd, cfg.bias));
+}
+
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* cache_k,
+                                               torch::Tensor* cache_v, const torch::Tensor& key_mask) {
+  const int64_t B = x.size(0), T = x.size(1), C = n_embd, hd = C / n_head;
+  // (B, T, 3C) -> 3 x (B, H, T, hd)
+  auto qkv = c_attn(x).view({B, T, 3, n_head, hd}).permute({2, 0, 3, 1, 4});
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  if (cache_k) {  // append this step's keys/values to the cache: (B, H, T_past + T, hd)
+    if (cache_k->defined()) {
+      k = torch::cat({*cache_k, k}, 2);
+      v = torch::cat({*cache_v, v}, 2);
+    }
+    *cache_k = k;
+    *cache_v = v;
+  }
+  const double p = is_training() ? dropout : 0.0;
+  auto y = attention(q, k, v, /*causal=*/true, key_mask, p);  // (B, H, T, hd)
+  y = y.transpose(1, 2).reshape({B, T, C});                   // (B, T, C)
+  y = c_proj(y);
+  return p > 0 ? torch::dropout(y, p, true) : y;
+}
+
+MLPImpl::MLPImpl(const GPTConfig& cfg) : dropout(cfg.dropout) {
+  c_fc = register_module("c_fc", linear(cfg.n_embd, 4 * cfg.n_embd, cfg.bias));
+  c_proj = register_module("c_proj", linear(4 * cfg.n_embd, cfg.n_embd, cfg.bias));
+}
+
+torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+  auto y = c_proj(torch::gelu(c_fc(x), "tanh"));  // GPT-2's gelu_new
+  return (is_training() && dropout > 0) ? torch::dropout(y, dropout, true) : y;
+}
+
+BlockImpl::BlockImpl(const GPTConfig& cfg) {
+  ln_1 = register_module("ln_1", layer_norm(cfg.n_embd));
+  attn = register_module("attn", CausalSelfAttention(cfg));
+  ln_2 = register_module("ln_2", layer_norm(cfg.n_embd));
+  mlp = register_module("mlp", MLP(cfg));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* cache_k, torch::Tensor* cache_v,
+                                 const torch::Tensor& key_mask) {
+  auto y = x + attn(ln_1(x), cache_k, cache_v, key_mask);
+  return y + mlp(ln_2(y));
+}
+
+GPTImpl::GPTImpl(const GPTConfig& c) : cfg(c) {
+  TORCH_CHECK(cfg.vocab_size > 0, "GPT: vocab_size must be positive, got ", cfg.vocab_size);
+  TORCH_CHECK(cfg.n_embd % cfg.n_head == 0, "GPT: n_embd ", cfg.n_embd, " not divisible by n_head ", cfg.n_head);
+  wte = register_module("wte", torch::nn::Embedding(cfg.vocab_size, cfg.n_embd));
+  wpe = register_module("wpe", torch::nn::Embedding(cfg.block_size, cfg.n_embd));
+  h = register_module("h", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.n_layer; ++i) {
+    blocks.push_back(Block(cfg));
+    h->push_back(blocks.back());
+  }
+  ln_f = register_module("ln_f", layer_norm(cfg.n_embd));
+
+  // GPT-2 init: N(0, 0.02) for every weight matrix and embedding, zero biases, LayerNorm (1, 0);
+  // projections that write into the residual stream (attn.c_proj, mlp.c_proj) get
+  // 0.02 / sqrt(2 * n_layer) so the stream's variance does not grow with depth.
+  torch::NoGradGuard ng;
+  const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(cfg.n_layer));
+  for (auto& kv : named_parameters()) {
+    const std::string& name = kv.key();
+    auto& p = kv.value();
+    auto ends = [&](const std::string& s) {
+      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (name.rfind("ln_", 0) == 0 || name.find(".ln_") != std::string::npos) {
+      if (ends(".weight")) p.fill_(1.0); else p.zero_();
+    } else if (ends(".bias")) {
+      p.zero_();
+    } else if (ends("c_proj.weight")) {
+      p.normal_(0.0, resid_std);
+    } else {
+      p.normal_(0.0, 0.02);
+    }
+  }
+}
+
+torch::Tensor GPTImpl::hidden(const torch::Tensor& idx, KVCache* cache, int64_t pos_offset,
+                              const torch::Tensor& attn_mask) {
+  TORCH_CHECK(idx.dim() == 2, "GPT: idx must be (B, T), got ", idx.sizes());
+  const int64_t T = idx.size(1);
+  const int64_t past = cache ? cache->length() : 0;
+  TORCH_CHECK(pos_offset >= 0 && pos_offset + T <= cfg.block_size, "GPT: positions [", pos_offset, ", ",
+              pos_offset + T, ") exceed block_size ", cfg.block_size);
+  if (attn_mask.defined())
+    TORCH_CHECK(attn_mask.dim() == 2 && attn_mask.size(0) == idx.size(0) && attn_mask.size(1) == past + T,
+                "GPT: attn_mask must be (B, T_past + T) = (", idx.size(0), ", ", past + T, "), got ", attn_mask.sizes());
+  if (cache && cache->k.empty()) {
+    cache->k.resize(cfg.n_layer);
+    cache->v.resize(cfg.n_layer);
+  }
+  auto pos = torch::arange(pos_offset, pos_offset + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
+  auto x = wte(idx) + wpe(pos);  // (B, T, C) + (T, C)
+  if (is_training() && cfg.dropout > 0) x = torch::dropout(x, cfg.dropout, true);
+  for (int64_t i = 0; i < cfg.n_layer; ++i) {
+    torch::Tensor* ck = cache ? &cache->k[i] : nullptr;
+    torch::Tensor* cv = cache ? &cache->v[i] : nullptr;
+    x = blocks[i]->forward(x, ck, cv, attn_mask);
+  }
+  return ln_f(x);  // (B, T, C)
+}
+
+torch::Tensor GPTImpl::lm_logits(const torch::Tensor& hid) {
+  return torch::nn::functional::linear(hid, wte->weight);  // (B, T, V), tied to wte
+}
+
+int64_t GPTImpl::num_params() const {
+  int64_t n = 0;
+  for (auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace codex
