@@ -1,0 +1,310 @@
+#include "checkpoint/checkpoint.h"
+
+#include <ATen/Context.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace codex {
+namespace {
+
+using json = nlohmann::json;
+using Files = std::vector<std::pair<std::string, std::string>>;  // (name, bytes)
+
+std::string to_string(const std::vector<char>& v) { return std::string(v.begin(), v.end()); }
+
+json gpt_to_json(const GPTConfig& g) {
+  return {{"vocab_size", g.vocab_size}, {"n_layer", g.n_layer}, {"n_head", g.n_head}, {"n_embd", g.n_embd},
+          {"block_size", g.block_size}, {"dropout", g.dropout}, {"bias", g.bias}};
+}
+
+GPTConfig gpt_from_json(const json& j) {
+  GPTConfig g;
+  g.vocab_size = j.at("vocab_size");
+  g.n_layer = j.at("n_layer");
+  g.n_head = j.at("n_head");
+  g.n_embd = j.at("n_embd");
+  g.block_size = j.at("block_size");
+  g.dropout = j.value("dropout", 0.0);
+  g.bias = j.value("bias", true);
+  return g;
+}
+
+std::string weights_bytes(GPT& model) {
+  c10::Dict<std::string, torch::Tensor> d;
+  for (auto& kv : model->named_parameters())
+    d.insert(kv.key(), kv.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+  return to_string(torch::pickle_save(d));
+}
+
+std::string optim_bytes(torch::optim::Optimizer& opt) {
+  torch::serialize::OutputArchive ar;
+  opt.save(ar);
+  std::ostringstream os;
+  ar.save_to(os);
+  return os.str();
+}
+
+// Every generator a run draws from: torch's CPU generator (init, dropout) and, when present,
+// each CUDA device's.
+std::string rng_bytes() {
+  c10::Dict<std::string, torch::Tensor> d;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    d.insert("cpu", gen.get_state());
+  }
+  if (torch::cuda::is_available())
+    for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
+      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      d.insert("cuda:" + std::to_string(i), gen.get_state());
+    }
+  return to_string(torch::pickle_save(d));
+}
+
+// Writes `files` plus MANIFEST.json into a hidden sibling folder, then renames it to `final_dir`
+// (replacing an older folder of that name): readers see either nothing or a complete checkpoint.
+void write_folder(const fs::path& final_dir, const Files& files) {
+  const fs::path parent = final_dir.has_parent_path() ? final_dir.parent_path() : fs::path(".");
+  fs::create_directories(parent);
+  const fs::path tmp = parent / (".tmp-" + final_dir.filename().string() + "." + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  json manifest = {{"magic", kCheckpointMagic}, {"format_version", kCheckpointVersion}, {"files", json::object()}};
+  for (auto& [name, bytes] : files) {
+    write_file_atomic(tmp / name, bytes);
+    manifest["files"][name] = {{"bytes", bytes.size()}, {"fnv1a64", hex64(fnv1a64(bytes.data(), bytes.size()))}};
+  }
+  write_file_atomic(tmp / "MANIFEST.json", manifest.dump(2) + "\n");
+  fsync_dir(tmp);
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  fsync_dir(parent);
+}
+
+void add_common(Files& files, GPT& model, const Config& cfg, const std::string& tokenizer_path, json state) {
+  files.emplace_back("model.pt", weights_bytes(model));
+  state["gpt"] = gpt_to_json(model->cfg);
+  files.emplace_back("state.json", state.dump(2) + "\n");
+  files.emplace_back("config.yaml", config_to_yaml(cfg));
+  if (!tokenizer_path.empty() && fs::exists(tokenizer_path))
+    files.emplace_back("tokenizer.model", read_file(tokenizer_path));
+  else
+    spdlog::warn("checkpoint: no tokenizer at '{}'; the checkpoint will carry none", tokenizer_path);
+}
+
+// step_XXXXXXXX folders under `ckdir`, newest first.
+std::vector<std::pair<int64_t, fs::path>> step_folders(const fs::path& ckdir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(ckdir)) return out;
+  for (auto& e : fs::directory_iterator(ckdir)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_directory() || n.size() != 13 || n.rfind("step_", 0) != 0) continue;
+    if (n.find_first_not_of("0123456789", 5) != std::string::npos) continue;
+    out.emplace_back(std::stoll(n.substr(5)), e.path());
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  return out;
+}
+
+c10::impl::GenericDict read_pickled_dict(const fs::path& p) {
+  auto bytes = read_file(p);
+  return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
+}
+
+}  // namespace
+
+std::string checkpoint_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+void save_model_checkpoint(const std::string& dir, GPT& model, const Config& cfg, const std::string& tokenizer_path) {
+  Files files;
+  add_common(files, model, cfg, tokenizer_path, json{{"step", 0}, {"kind", "weights"}});
+  write_folder(dir, files);
+}
+
+std::string save_training_checkpoint(const std::string& run_dir, int64_t step, GPT& model,
+                                     torch::optim::Optimizer* opt, const Config& cfg,
+                                     const std::string& tokenizer_path, const json& state) {
+  const fs::path ckdir = fs::path(run_dir) / "checkpoints";
+  json st = state;
+  st["step"] = step;
+  st["kind"] = opt ? "training" : "weights";
+  Files files;
+  add_common(files, model, cfg, tokenizer_path, st);
+  if (opt) files.emplace_back("optim.pt", optim_bytes(*opt));
+  files.emplace_back("rng.pt", rng_bytes());
+  const std::string name = checkpoint_name(step);
+  write_folder(ckdir / name, files);
+  write_file_atomic(ckdir / "latest", name + "\n");
+
+  // Keep the newest train.keep_checkpoints folders; drop leftovers of killed writers.
+  int64_t kept = 0;
+  for (auto& [s, p] : step_folders(ckdir))
+    if (++kept > cfg.train.keep_checkpoints && p.filename() != name) fs::remove_all(p);
+  for (auto& e : fs::directory_iterator(ckdir)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(".tmp-", 0) == 0 && n.find("." + std::to_string(::getpid())) == std::string::npos)
+      fs::remove_all(e.path());
+  }
+  return (ckdir / name).string();
+}
+
+void verify_checkpoint(const std::string& dir) {
+  const fs::path d(dir);
+  if (!fs::is_directory(d)) throw std::runtime_error("not a folder");
+  if (!fs::exists(d / "MANIFEST.json")) throw std::runtime_error("no MANIFEST.json (incomplete)");
+  json m;
+  try {
+    m = json::parse(read_file(d / "MANIFEST.json"));
+  } catch (const json::exception& e) {
+    throw std::runtime_error(std::string("MANIFEST.json does not parse: ") + e.what());
+  }
+  if (m.value("magic", "") != kCheckpointMagic) throw std::runtime_error("MANIFEST.json: not a codex-train checkpoint");
+  if (m.value("format_version", -1) != kCheckpointVersion)
+    throw std::runtime_error("MANIFEST.json: format version " + m.value("format_version", json(-1)).dump() +
+                             ", this program reads " + std::to_string(kCheckpointVersion));
+  for (auto& [name, info] : m.at("files").items()) {
+    const fs::path p = d / name;
+    if (!fs::exists(p)) throw std::runtime_error(name + " is missing");
+    const std::string bytes = read_file(p);
+    if (bytes.size() != info.at("bytes").get<size_t>())
+      throw std::runtime_error(name + ": " + std::to_string(bytes.size()) + " bytes, manifest says " +
+                               info.at("bytes").dump());
+    if (hex64(fnv1a64(bytes.data(), bytes.size())) != info.at("fnv1a64").get<std::string>())
+      throw std::runtime_error(name + ": checksum mismatch");
+  }
+}
+
+std::optional<std::string> find_resume_checkpoint(const std::string& run_dir) {
+  const fs::path ckdir = fs::path(run_dir) / "checkpoints";
+  std::vector<fs::path> order;
+  if (fs::exists(ckdir / "latest")) {
+    std::string n = read_file(ckdir / "latest");
+    n.erase(n.find_last_not_of(" \n\r\t") + 1);
+    if (!n.empty()) order.push_back(ckdir / n);
+  }
+  for (auto& [s, p] : step_folders(ckdir))
+    if (std::find(order.begin(), order.end(), p) == order.end()) order.push_back(p);
+  if (order.empty()) return std::nullopt;
+  for (auto& p : order) {
+    try {
+      verify_checkpoint(p.string());
+      return p.string();
+    } catch (const std::exception& e) {
+      spdlog::warn("checkpoint {} is unusable ({}); trying the previous one", p.string(), e.what());
+    }
+  }
+  throw UsageError("resume: " + ckdir.string() + " holds checkpoints but none is valid (see warnings above)");
+}
+
+json read_checkpoint_state(const std::string& dir) { return json::parse(read_file(fs::path(dir) / "state.json")); }
+
+void load_weights(const std::string& dir, GPT& model) {
+  auto d = read_pickled_dict(fs::path(dir) / "model.pt");
+  auto params = model->named_parameters();
+  std::vector<std::string> diffs;
+  for (auto& kv : params) {
+    if (!d.contains(kv.key())) {
+      diffs.push_back(kv.key() + " (missing from checkpoint)");
+      continue;
+    }
+    auto t = d.at(kv.key()).toTensor();
+    if (t.sizes() != kv.value().sizes()) {
+      std::ostringstream os;
+      os << kv.key() << " (checkpoint " << t.sizes() << ", model " << kv.value().sizes() << ")";
+      diffs.push_back(os.str());
+    }
+  }
+  for (auto& e : d)
+    if (!params.contains(e.key().toStringRef())) diffs.push_back(e.key().toStringRef() + " (not in model)");
+  if (!diffs.empty()) {
+    std::string msg = "checkpoint " + dir + " does not match the model shape: ";
+    for (size_t i = 0; i < diffs.size() && i < 8; ++i) msg += (i ? "; " : "") + diffs[i];
+    if (diffs.size() > 8) msg += "; and " + std::to_string(diffs.size() - 8) + " more";
+    throw UsageError(msg);
+  }
+  torch::NoGradGuard ng;
+  for (auto& kv : params) kv.value().copy_(d.at(kv.key()).toTensor());
+}
+
+void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt) {
+  const fs::path d(dir);
+  if (!fs::exists(d / "optim.pt")) throw UsageError("checkpoint " + dir + " holds no optimizer state (weights only); use train.init_from");
+  {
+    const std::string bytes = read_file(d / "optim.pt");
+    std::istringstream is(bytes);
+    torch::serialize::InputArchive ar;
+    ar.load_from(is);
+    opt.load(ar);
+  }
+  // Moments load onto the CPU; keep them on their parameters' device (CUDA runs).
+  for (auto& g : opt.param_groups())
+    for (auto& p : g.params()) {
+      auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == opt.state().end()) continue;
+      if (auto* st = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get())) {
+        st->exp_avg(st->exp_avg().to(p.device()));
+        st->exp_avg_sq(st->exp_avg_sq().to(p.device()));
+        if (st->max_exp_avg_sq().defined()) st->max_exp_avg_sq(st->max_exp_avg_sq().to(p.device()));
+      }
+    }
+  auto rng = read_pickled_dict(d / "rng.pt");
+  for (auto& e : rng) {
+    const std::string key = e.key().toStringRef();
+    auto state = e.value().toTensor();
+    if (key == "cpu") {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state);
+    } else if (key.rfind("cuda:", 0) == 0 && torch::cuda::is_available()) {
+      auto i = static_cast<c10::DeviceIndex>(std::stoi(key.substr(5)));
+      if (i < static_cast<int>(torch::cuda::device_count())) {
+        auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, i));
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(state);
+      }
+    }
+  }
+}
+
+LoadedModel load_model(const std::string& dir, torch::Device device) {
+  fs::path d(dir);
+  std::string ck;
+  if (fs::exists(d / "MANIFEST.json")) {
+    ck = d.string();
+  } else if (fs::is_directory(d / "checkpoints")) {
+    auto found = find_resume_checkpoint(d.string());
+    if (!found) throw UsageError("'" + dir + "': the run has no checkpoint yet");
+    ck = *found;
+  } else {
+    throw UsageError("'" + dir + "': not a checkpoint folder (no MANIFEST.json) nor a run dir (no checkpoints/)");
+  }
+  try {
+    verify_checkpoint(ck);
+  } catch (const std::exception& e) {
+    throw UsageError("checkpoint '" + ck + "': " + e.what());
+  }
+  LoadedModel lm;
+  const json st = read_checkpoint_state(ck);
+  lm.gpt = gpt_from_json(st.at("gpt"));
+  lm.step = st.value("step", int64_t{0});
+  lm.config = load_config((fs::path(ck) / "config.yaml").string(), {});
+  lm.dir = ck;
+  lm.tokenizer_path = fs::exists(fs::path(ck) / "tokenizer.model") ? (fs::path(ck) / "tokenizer.model").string() : "";
+  lm.model = GPT(lm.gpt);
+  load_weights(ck, lm.model);
+  lm.model->to(device);
+  lm.model->eval();
+  return lm;
+}
+
+}  // namespace codex

@@ -1,0 +1,73 @@
+#pragma once
+// Checkpoints: one folder per save, `<run.dir>/checkpoints/step_<8 digits>/`:
+//   model.pt        weights, a pickled {name: float32 tensor} dict (our = HF GPT-2 names)
+//   optim.pt        optimizer state (AdamW moments and step counts); training checkpoints only
+//   rng.pt          every RNG state (torch CPU, CUDA when present); training checkpoints only
+//   state.json      step, GPT shape, data-loader position (sampler RNG), trainer extras
+//   config.yaml     the resolved config of the run
+//   tokenizer.model a copy of the tokenizer, so generate / eval / export need nothing else
+//   MANIFEST.json   written last: magic, format version, size + FNV-1a 64 of every file above
+// A folder is built as `.tmp-step_XXXXXXXX.<pid>` and renamed into place only when complete;
+// `checkpoints/latest` (a one-line text file) then names it. A folder is valid only if its
+// manifest parses, has our magic and version, and every listed file has its size and checksum.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "model/gpt.h"
+
+namespace codex {
+
+constexpr const char* kCheckpointMagic = "CODEX-TRAIN-CHECKPOINT";
+constexpr int kCheckpointVersion = 1;
+
+// A loaded model for inference/export. `dir` may be a checkpoint folder
+// (<run.dir>/checkpoints/step_XXXXXXXX) or a run dir (then checkpoints/latest is used).
+struct LoadedModel {
+  GPT model{nullptr};
+  GPTConfig gpt;
+  Config config;
+  std::string tokenizer_path;  // "<dir>/tokenizer.model", or "" when the checkpoint has none
+  std::string dir;             // the checkpoint folder actually read
+  int64_t step = 0;
+};
+LoadedModel load_model(const std::string& dir, torch::Device device = torch::kCPU);
+
+// Writes a weights-only checkpoint folder (used by `import hf`): model + config + tokenizer copy,
+// loadable by load_model and usable as train.init_from.
+void save_model_checkpoint(const std::string& dir, GPT& model, const Config& cfg, const std::string& tokenizer_path);
+
+// ---- training checkpoints -------------------------------------------------------------------
+
+std::string checkpoint_name(int64_t step);  // "step_00000123"
+
+// Saves a full training checkpoint of `step` under <run_dir>/checkpoints/, points `latest` at it
+// and deletes all but the newest `keep` complete ones. `state` is merged into state.json (the
+// trainer's data position and extras). `opt` may be null (weights only).
+std::string save_training_checkpoint(const std::string& run_dir, int64_t step, GPT& model,
+                                     torch::optim::Optimizer* opt, const Config& cfg,
+                                     const std::string& tokenizer_path, const nlohmann::json& state);
+
+// Throws std::runtime_error saying what is wrong when `dir` is not a complete, intact checkpoint.
+void verify_checkpoint(const std::string& dir);
+
+// The checkpoint a resumed run starts from: `latest` if valid, else the newest valid step_*
+// folder (each corrupt one skipped with a warning). nullopt when there is no checkpoint at all;
+// a UsageError (exit 2) when checkpoints exist but none is valid.
+std::optional<std::string> find_resume_checkpoint(const std::string& run_dir);
+
+// Reads state.json of a (verified) checkpoint.
+nlohmann::json read_checkpoint_state(const std::string& dir);
+
+// Copies the checkpoint's weights into `model`. Refuses (UsageError) a checkpoint whose parameter
+// names or shapes differ, naming the differing keys.
+void load_weights(const std::string& dir, GPT& model);
+
+// Restores optimizer state and every RNG state saved by save_training_checkpoint.
+void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt);
+
+}  // namespace codex

@@ -1,0 +1,111 @@
+#include "checkpoint/checkpoint.h"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "helpers.h"
+#include "util/error.h"
+
+using namespace codex;
+using codex::test::TempDir;
+namespace fs = std::filesystem;
+
+static GPT small_gpt() {
+  GPTConfig g;
+  g.vocab_size = 50;
+  g.n_layer = 2;
+  g.n_head = 2;
+  g.n_embd = 16;
+  g.block_size = 16;
+  return GPT(g);
+}
+
+static void append_byte(const fs::path& p) { std::ofstream(p, std::ios::app | std::ios::binary) << 'x'; }
+
+TEST_CASE("checkpoint: weights-only folder round-trips through load_model", "[checkpoint]") {
+  TempDir t;
+  torch::manual_seed(1);
+  GPT m = small_gpt();
+  Config cfg;
+  codex::test::write_text(t / "tok.model", "tokenizer bytes");
+  save_model_checkpoint((t / "ck").string(), m, cfg, (t / "tok.model").string());
+  REQUIRE_NOTHROW(verify_checkpoint((t / "ck").string()));
+  LoadedModel lm = load_model((t / "ck").string());
+  REQUIRE(lm.step == 0);
+  REQUIRE(lm.gpt.n_layer == 2);
+  REQUIRE(lm.gpt.vocab_size == 50);
+  REQUIRE(codex::test::read_text(lm.tokenizer_path) == "tokenizer bytes");
+  auto want = m->named_parameters();
+  for (auto& kv : lm.model->named_parameters()) REQUIRE(torch::equal(kv.value(), want[kv.key()]));
+  // Not a checkpoint / a damaged one: UsageError naming the problem.
+  REQUIRE_THROWS_AS(load_model(t.str()), UsageError);
+  append_byte(t / "ck" / "model.pt");
+  REQUIRE_THROWS_WITH(verify_checkpoint((t / "ck").string()), Catch::Contains("model.pt"));
+  REQUIRE_THROWS_AS(load_model((t / "ck").string()), UsageError);
+}
+
+TEST_CASE("checkpoint: latest, fallback past corrupt ones, pruning, incomplete folders", "[checkpoint]") {
+  TempDir t;
+  GPT m = small_gpt();
+  Config cfg;
+  cfg.train.keep_checkpoints = 2;
+  auto opt = torch::optim::AdamW(m->parameters());
+  const std::string run = t.str();
+  REQUIRE(!find_resume_checkpoint(run).has_value());
+  for (int64_t s : {10, 20, 30})
+    save_training_checkpoint(run, s, m, &opt, cfg, "", nlohmann::json{{"sampler", "x"}});
+  const fs::path ck = t / "checkpoints";
+  REQUIRE(!fs::exists(ck / "step_00000010"));  // pruned: keep 2
+  REQUIRE(*find_resume_checkpoint(run) == (ck / "step_00000030").string());
+  REQUIRE(read_checkpoint_state((ck / "step_00000030").string())["step"] == 30);
+  // A half-written folder from a killed writer is never picked.
+  fs::create_directories(ck / ".tmp-step_00000040.999999");
+  // Newest corrupt: the previous one, with a warning.
+  append_byte(ck / "step_00000030" / "rng.pt");
+  REQUIRE(*find_resume_checkpoint(run) == (ck / "step_00000020").string());
+  // latest naming a vanished folder: still the newest valid one.
+  codex::test::write_text(ck / "latest", "step_00000099\n");
+  REQUIRE(*find_resume_checkpoint(run) == (ck / "step_00000020").string());
+  fs::remove(ck / "step_00000020" / "MANIFEST.json");
+  REQUIRE_THROWS_AS(find_resume_checkpoint(run), UsageError);
+}
+
+TEST_CASE("checkpoint: shape mismatch names the differing keys", "[checkpoint]") {
+  TempDir t;
+  GPT m = small_gpt();
+  Config cfg;
+  save_model_checkpoint((t / "ck").string(), m, cfg, "");
+  GPTConfig g = m->cfg;
+  g.n_embd = 32;
+  GPT other(g);
+  REQUIRE_THROWS_WITH(load_weights((t / "ck").string(), other),
+                      Catch::Contains("wte.weight (checkpoint [50, 16], model [50, 32])"));
+}
+
+TEST_CASE("checkpoint: optimizer and RNG state restore exactly", "[checkpoint]") {
+  TempDir t;
+  torch::manual_seed(5);
+  GPT m = small_gpt();
+  Config cfg;
+  auto opt = torch::optim::AdamW(m->parameters(), torch::optim::AdamWOptions(1e-2));
+  auto step = [&] {
+    opt.zero_grad();
+    m->forward(torch::randint(0, 50, {2, 16}, torch::kLong)).pow(2).mean().backward();
+    opt.step();
+  };
+  step();
+  save_training_checkpoint(t.str(), 1, m, &opt, cfg, "", nlohmann::json::object());
+  step();
+  auto want = m->wte->weight.clone();
+
+  torch::manual_seed(123);  // different RNG and fresh weights: everything must come from the checkpoint
+  GPT m2 = small_gpt();
+  auto opt2 = torch::optim::AdamW(m2->parameters(), torch::optim::AdamWOptions(1e-2));
+  const std::string ck = (t / "checkpoints" / "step_00000001").string();
+  load_weights(ck, m2);
+  load_optimizer_and_rng(ck, opt2);
+  opt2.zero_grad();
+  m2->forward(torch::randint(0, 50, {2, 16}, torch::kLong)).pow(2).mean().backward();
+  opt2.step();
+  REQUIRE(torch::equal(m2->wte->weight, want));
+}
