@@ -45,6 +45,7 @@ std::vector<Field> fields(Config& c) {
       {"data.max_line_length", &c.data.max_line_length, 1, 1e12},
       {"data.min_alnum_fraction", &c.data.min_alnum_fraction, 0, 1},
       {"data.generated_header_lines", &c.data.generated_header_lines, 0, 1e6},
+      {"data.shard_tokens", &c.data.shard_tokens, 1, 1e12},
       {"model.preset", &c.model.preset, -kInf, kInf, {"", "tiny", "small", "gpt2-124m"}},
       {"model.n_layer", &c.model.n_layer, 1, 256},
       {"model.n_head", &c.model.n_head, 1, 256},

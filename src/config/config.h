@@ -37,6 +37,7 @@ struct DataConfig {
   int64_t max_line_length = 1000;    // Codex: longest line over 1000
   double min_alnum_fraction = 0.25;  // Codex: low alphanumeric share
   int64_t generated_header_lines = 10;  // auto-generated markers searched in the first N lines
+  int64_t shard_tokens = 16777216;   // tokens per shard file
 };
 
 struct ModelConfig {
