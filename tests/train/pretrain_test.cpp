@@ -1,0 +1,256 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "checkpoint/checkpoint.h"
+#include "helpers.h"
+#include "train/loop.h"
+#include "train/train_fixture.h"
+#include "util/error.h"
+
+using namespace codex;
+using codex::test::read_text;
+using codex::test::run_cli;
+using codex::test::TempDir;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+static std::vector<json> metrics_of(const fs::path& run_dir) {
+  std::vector<json> out;
+  std::istringstream in(read_text(run_dir / "metrics.jsonl"));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+// Metrics without the wall-clock field: what must be bit-identical between runs.
+static std::string comparable(const std::vector<json>& m) {
+  std::string s;
+  for (auto j : m) {
+    j.erase("tokens_per_s");
+    s += j.dump() + "\n";
+  }
+  return s;
+}
+
+TEST_CASE("lr schedule: linear warmup then cosine to lr * min_lr_ratio", "[train]") {
+  OptimConfig o;
+  o.lr = 1.0;
+  o.min_lr_ratio = 0.1;
+  o.warmup_steps = 10;
+  REQUIRE(lr_at(o, 1, 110) == Approx(0.1));
+  REQUIRE(lr_at(o, 10, 110) == Approx(1.0));
+  REQUIRE(lr_at(o, 60, 110) == Approx(0.55));  // halfway: min + (max - min) / 2
+  REQUIRE(lr_at(o, 110, 110) == Approx(0.1));
+  REQUIRE(lr_at(o, 35, 110) == Approx(0.1 + 0.45 * (1 + std::cos(M_PI * 0.25))));
+}
+
+TEST_CASE("adamw groups: decay on 2-D tensors only", "[train]") {
+  GPTConfig g;
+  g.vocab_size = 10;
+  GPT m(g);
+  OptimConfig o;
+  auto opt = make_adamw(*m, o);
+  auto& groups = opt->param_groups();
+  REQUIRE(groups.size() == 2);
+  for (auto& p : groups[0].params()) REQUIRE(p.dim() == 2);
+  for (auto& p : groups[1].params()) REQUIRE(p.dim() == 1);
+  REQUIRE(static_cast<torch::optim::AdamWOptions&>(groups[0].options()).weight_decay() == Approx(0.1));
+  REQUIRE(static_cast<torch::optim::AdamWOptions&>(groups[1].options()).weight_decay() == 0.0);
+  REQUIRE(groups[0].params().size() + groups[1].params().size() == m->parameters().size());
+}
+
+TEST_CASE("batch sampler: same global batch for any world size; state round-trips", "[train]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t.path);
+  TokenDataset d(t.str(), "train");
+  BatchSampler whole(d, 16, 4, 7, 0, 1), r0(d, 16, 4, 7, 0, 2), r1(d, 16, 4, 7, 1, 2);
+  auto [x, y] = whole.next();
+  auto [x0, y0] = r0.next();
+  auto [x1, y1] = r1.next();
+  REQUIRE(torch::equal(torch::cat({x0, x1}, 0), x));
+  REQUIRE(torch::equal(x.slice(1, 1), y.slice(1, 0, 15)));  // targets are inputs shifted by one
+  const std::string st = whole.state();
+  auto a = whole.next().first;
+  whole.set_state(st);
+  REQUIRE(torch::equal(whole.next().first, a));
+}
+
+TEST_CASE("pretrain: loss falls; metrics, config and checkpoints are written", "[train]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  auto r = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
+                   " train.max_steps=60 train.log_every=10 train.eval_every=30 train.checkpoint_every=20");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto m = metrics_of(t / "run");
+  REQUIRE(m.size() >= 6);
+  for (auto& j : m)
+    for (auto k : {"step", "loss", "lr", "tokens_per_s", "grad_norm"}) REQUIRE(j.contains(k));
+  const double first = m.front()["loss"], last = m.back()["loss"];
+  REQUIRE(first == Approx(std::log(64.0)).epsilon(0.1));  // GPT-2 init predicts ~uniformly
+  REQUIRE(last < 0.6 * first);
+  REQUIRE(m.back()["step"] == 60);
+  REQUIRE(m.back().contains("val_loss"));
+  REQUIRE(m.back()["val_loss"].get<double>() < 0.7 * first);
+  REQUIRE(fs::exists(t / "run" / "config.yaml"));
+  REQUIRE(read_text(t / "run" / "checkpoints" / "latest") == "step_00000060\n");
+  // keep_checkpoints=2 (default): steps 40 and 60 remain.
+  REQUIRE(!fs::exists(t / "run" / "checkpoints" / "step_00000020"));
+  REQUIRE(fs::exists(t / "run" / "checkpoints" / "step_00000040"));
+  REQUIRE_NOTHROW(verify_checkpoint((t / "run" / "checkpoints" / "step_00000060").string()));
+  auto summary = json::parse(r.out);
+  REQUIRE(summary["steps"] == 60);
+}
+
+TEST_CASE("pretrain: resumed run's metrics are bit-identical to an uninterrupted run", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string args = " train.max_steps=30 train.log_every=1 train.eval_every=10 train.checkpoint_every=10"
+                           " train.keep_checkpoints=5 model.dropout=0.1";  // dropout: the torch RNG matters too
+  auto a = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "a").string()) + args);
+  REQUIRE(a.code == 0);
+  // Simulate an interruption right after step 10: later checkpoints gone, latest at step 10,
+  // the interrupted run's metrics running on past the checkpoint (to step 30).
+  fs::copy(t / "a", t / "b", fs::copy_options::recursive);
+  fs::remove_all(t / "b" / "checkpoints" / "step_00000020");
+  fs::remove_all(t / "b" / "checkpoints" / "step_00000030");
+  codex::test::write_text(t / "b" / "checkpoints" / "latest", "step_00000010\n");
+  auto b = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "b").string()) + args + " resume=true");
+  INFO(b.err);
+  REQUIRE(b.code == 0);
+  REQUIRE(b.err.find("step 10") != std::string::npos);
+  REQUIRE(metrics_of(t / "b").size() == 30);
+  REQUIRE(comparable(metrics_of(t / "b")) == comparable(metrics_of(t / "a")));
+}
+
+TEST_CASE("pretrain: killed with SIGKILL, a resumed run reaches the same final losses", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string args = " train.max_steps=300 train.log_every=5 train.eval_every=100 train.checkpoint_every=10";
+  auto full = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "full").string()) + args);
+  REQUIRE(full.code == 0);
+
+  const fs::path run = t / "killed";
+  const std::string cmd = std::string(CODEX_BINARY) + " " +
+                          codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " >" +
+                          (t / "out.txt").string() + " 2>&1 & echo $!";
+  auto started = codex::test::run_shell(cmd);
+  const int pid = std::stoi(started.out);
+  for (int i = 0; i < 6000 && !fs::exists(run / "checkpoints" / "latest"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGKILL);
+  codex::test::run_shell("while kill -0 " + std::to_string(pid) + " 2>/dev/null; do sleep 0.01; done");
+  REQUIRE(fs::exists(run / "checkpoints" / "latest"));
+  const int64_t killed_at = metrics_of(run).back()["step"];
+  REQUIRE(killed_at < 300);  // it really was interrupted
+
+  auto res = run_cli(codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " resume=true");
+  INFO(res.err);
+  REQUIRE(res.code == 0);
+  REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
+}
+
+TEST_CASE("pretrain: resume with no checkpoint starts at step 0 and says so", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  auto r = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
+                   " train.max_steps=3 resume=true");
+  REQUIRE(r.code == 0);
+  REQUIRE(r.err.find("no checkpoint") != std::string::npos);
+  REQUIRE(metrics_of(t / "run").front()["step"] == 1);
+}
+
+TEST_CASE("pretrain: corrupt newest checkpoint falls back; none valid exits 2", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
+                           " train.max_steps=20 train.checkpoint_every=10 train.eval_every=0";
+  REQUIRE(run_cli(base).code == 0);
+  auto flip = [](const fs::path& p) {  // one flipped byte in the middle of the weights
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(fs::file_size(p) / 2));
+    char c;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(p) / 2));
+    f.put(static_cast<char>(c ^ 0x5a));
+  };
+  flip(t / "run" / "checkpoints" / "step_00000020" / "model.pt");
+  auto r = run_cli(base + " resume=true");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(r.err.find("checksum") != std::string::npos);
+  REQUIRE(r.err.find("continuing from") != std::string::npos);
+  REQUIRE(r.err.find("step_00000010") != std::string::npos);
+  // The resumed run rewrote step 20; now break every checkpoint.
+  flip(t / "run" / "checkpoints" / "step_00000010" / "optim.pt");
+  flip(t / "run" / "checkpoints" / "step_00000020" / "model.pt");
+  auto bad = run_cli(base + " resume=true");
+  REQUIRE(bad.code == 2);
+  REQUIRE(bad.err.find("none is valid") != std::string::npos);
+}
+
+TEST_CASE("pretrain: resuming with a different model shape is refused, naming the keys", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
+                           " train.max_steps=2 train.eval_every=0";
+  REQUIRE(run_cli(base).code == 0);
+  auto r = run_cli(base + " resume=true model.n_embd=48");
+  REQUIRE(r.code == 2);
+  REQUIRE(r.err.find("wte.weight") != std::string::npos);
+  REQUIRE(r.err.find("h.0.attn.c_attn.weight") != std::string::npos);
+  auto deeper = run_cli(base + " resume=true model.n_layer=2");
+  REQUIRE(deeper.code == 2);
+  REQUIRE(deeper.err.find("h.1.ln_1.weight (missing from checkpoint)") != std::string::npos);
+}
+
+TEST_CASE("pretrain: train.init_from starts from a checkpoint's weights", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string data = (t / "data").string();
+  REQUIRE(run_cli(codex::test::tiny_run_args(data, (t / "a").string()) + " train.max_steps=60 train.eval_every=0").code == 0);
+  auto r = run_cli(codex::test::tiny_run_args(data, (t / "b").string()) + " train.max_steps=1 train.eval_every=0" +
+                   " train.init_from=" + (t / "a").string());
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const double a_first = metrics_of(t / "a").front()["loss"], a_last = metrics_of(t / "a").back()["loss"];
+  const double b_first = metrics_of(t / "b").front()["loss"];
+  REQUIRE(b_first < 0.7 * a_first);
+  REQUIRE(b_first == Approx(a_last).epsilon(0.25));
+}
+
+TEST_CASE("train loop: a non-finite loss stops before the optimizer step and saves nothing", "[train]") {
+  GPTConfig g;
+  g.vocab_size = 16;
+  g.n_layer = 1;
+  g.n_embd = 8;
+  g.block_size = 8;
+  GPT m(g);
+  Config cfg;
+  cfg.train.max_steps = 5;
+  auto opt = make_adamw(*m, cfg.optim);
+  auto dist = single_process_context();
+  auto before = m->wte->weight.clone();
+  bool saved = false;
+  LoopSpec s;
+  s.cfg = &cfg;
+  s.model = m;
+  s.opt = opt.get();
+  s.dist = dist.get();
+  s.max_steps = 5;
+  s.tokens_per_step = 8;
+  s.micro_loss = [&](int64_t, int64_t) {
+    auto logits = m->forward(torch::zeros({1, 8}, torch::kLong));
+    return logits.sum() * std::numeric_limits<double>::quiet_NaN();
+  };
+  s.save = [&](int64_t) { saved = true; };
+  REQUIRE_THROWS_AS(run_train_loop(s), RunError);
+  REQUIRE_THROWS_WITH(run_train_loop(s), Catch::Contains("step 1: non-finite loss"));
+  REQUIRE(torch::equal(m->wte->weight, before));
+  REQUIRE(!saved);
+}
