@@ -1,0 +1,220 @@
+#include "data/prepare.h"
+
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "cli/registry.h"
+#include "data/corpus.h"
+#include "data/dataset.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace codex {
+namespace {
+
+uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// A uniform number in [0, 1) fixed by the content alone, so a file keeps its split whatever
+// else is in the corpus.
+double split_key(const std::string& text) {
+  return static_cast<double>(mix64(fnv1a64(text.data(), text.size())) >> 11) * 0x1.0p-53;
+}
+
+// One split's token stream cut into shards of shard_tokens.
+struct SplitWriter {
+  fs::path dir;
+  std::string split;
+  int64_t vocab = 0, shard_tokens = 0;
+  std::vector<int32_t> buf;
+  int shards = 0;
+  int64_t tokens = 0, docs = 0;
+
+  void add(const std::vector<int32_t>& ids, int32_t eot) {
+    buf.insert(buf.end(), ids.begin(), ids.end());
+    buf.push_back(eot);  // documents are separated by end-of-text
+    tokens += static_cast<int64_t>(ids.size()) + 1;
+    ++docs;
+    while (static_cast<int64_t>(buf.size()) >= shard_tokens) {
+      std::vector<int32_t> head(buf.begin(), buf.begin() + shard_tokens);
+      buf.erase(buf.begin(), buf.begin() + shard_tokens);
+      write(head);
+    }
+  }
+  void finish() {
+    if (!buf.empty() || shards == 0) write(buf);  // an empty split still gets one (empty) shard
+    buf.clear();
+  }
+  void write(const std::vector<int32_t>& toks) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%s_%05d.bin", split.c_str(), shards++);
+    write_token_shard((dir / name).string(), toks, vocab);
+  }
+};
+
+void clear_old_outputs(const fs::path& dir) {
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    if ((n.rfind("train_", 0) == 0 || n.rfind("val_", 0) == 0) && ends_with(n, ".bin")) fs::remove(e.path(), ec);
+  }
+  fs::remove(dir / "stats.json", ec);
+}
+
+}  // namespace
+
+bool is_val_document(const std::string& text, double val_fraction) { return split_key(text) < val_fraction; }
+
+nlohmann::json prepare_data(const Config& cfg) {
+  const DataConfig& dc = cfg.data;
+  if (dc.input.empty()) throw UsageError("data prepare: data.input is empty (list dirs, .py or .jsonl[.gz] files)");
+  std::string tok_path = dc.tokenizer.empty() ? (fs::path(cfg.run.dir) / "tokenizer.model").string() : dc.tokenizer;
+  std::unique_ptr<Tokenizer> tok;
+  try {
+    tok = std::make_unique<Tokenizer>(tok_path);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("data prepare: data.tokenizer: ") + e.what() +
+                     " (run `codex-train tokenizer train` with the same run.dir, or set data.tokenizer)");
+  }
+  int64_t disk_total = corpus_disk_bytes(dc.input);  // also checks that every input exists
+
+  fs::path out = fs::path(cfg.run.dir) / "data";
+  fs::create_directories(out);
+  clear_old_outputs(out);
+  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  int threads = static_cast<int>(cfg.run.threads > 0 ? cfg.run.threads : std::min<unsigned>(hw, 8));
+
+  std::map<std::string, int64_t> dropped;
+  for (auto& r : filter_rules()) dropped[r] = 0;
+  dropped["duplicate"] = 0;
+  int64_t files_in = 0, files_kept = 0, bytes_kept = 0;
+  std::set<std::pair<uint64_t, size_t>> seen;  // (content hash, size) of kept files
+  SplitWriter train{out, "train", tok->vocab_size(), dc.shard_tokens};
+  SplitWriter val{out, "val", tok->vocab_size(), dc.shard_tokens};
+
+  // The train document with the smallest split key is held back: if no document lands in val
+  // by its hash (tiny corpora), it becomes the validation set instead of leaving val empty.
+  bool have_held = false;
+  double held_key = 2.0;
+  std::vector<int32_t> held_ids;
+
+  std::vector<std::string> batch;  // kept documents waiting to be encoded, in corpus order
+  size_t batch_bytes = 0;
+  auto flush = [&] {
+    auto enc = encode_many(*tok, batch, threads);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      double key = split_key(batch[i]);
+      if (key < dc.val_fraction) {
+        val.add(enc[i], tok->eot_id());
+      } else if (key < held_key) {
+        if (have_held) train.add(held_ids, tok->eot_id());
+        held_ids = std::move(enc[i]);
+        held_key = key;
+        have_held = true;
+      } else {
+        train.add(enc[i], tok->eot_id());
+      }
+    }
+    batch.clear();
+    batch_bytes = 0;
+  };
+
+  SkipCounts skipped;
+  Progress prog("data prepare", static_cast<double>(disk_total), "bytes");
+  double done = 0;
+  for_each_document(
+      dc.input,
+      [&](Document& d) {
+        ++files_in;
+        std::string rule = filter_document(d.text, dc);
+        if (rule.empty() && !seen.insert({fnv1a64(d.text.data(), d.text.size()), d.text.size()}).second)
+          rule = "duplicate";
+        if (!rule.empty()) {
+          ++dropped[rule];
+          spdlog::debug("drop {} ({})", d.source, rule);
+          return;
+        }
+        ++files_kept;
+        bytes_kept += static_cast<int64_t>(d.text.size());
+        batch_bytes += d.text.size();
+        batch.push_back(std::move(d.text));
+        if (batch_bytes >= (4u << 20) || batch.size() >= 1024) flush();
+      },
+      skipped,
+      [&](int64_t disk) {
+        done += static_cast<double>(disk);
+        prog.update(done);
+      });
+  flush();
+  prog.finish();
+  files_in += skipped.unreadable + skipped.binary;
+  dropped["unreadable"] = skipped.unreadable;
+  dropped["binary"] = skipped.binary;
+
+  if (have_held) {
+    if (val.docs == 0 && dc.val_fraction > 0 && train.docs > 0) val.add(held_ids, tok->eot_id());
+    else train.add(held_ids, tok->eot_id());
+  }
+
+  nlohmann::json dj = nlohmann::json::object();
+  for (auto& r : filter_rules()) dj[r] = dropped[r];
+  for (auto* r : {"duplicate", "unreadable", "binary"}) dj[r] = dropped[r];
+  nlohmann::json stats = {{"files_in", files_in},
+                          {"files_kept", files_kept},
+                          {"bytes_kept", bytes_kept},
+                          {"dropped", dj},
+                          {"tokens", {{"train", train.tokens}, {"val", val.tokens}}},
+                          {"documents", {{"train", train.docs}, {"val", val.docs}}},
+                          {"vocab_size", tok->vocab_size()},
+                          {"eot_id", tok->eot_id()},
+                          {"tokenizer", "tokenizer.model"}};
+
+  auto why = [&] {
+    std::string s;
+    for (auto& [k, v] : dj.items())
+      if (v.get<int64_t>() > 0) s += (s.empty() ? "" : ", ") + k + ": " + std::to_string(v.get<int64_t>());
+    return s;
+  };
+  if (files_in == 0)
+    throw UsageError("data prepare: no input files in data.input (directories are searched for *.py; "
+                     "JSONL needs a .jsonl or .jsonl.gz name)");
+  if (files_kept == 0) {
+    write_file_atomic(out / "stats.json", stats.dump(2) + "\n");
+    throw UsageError("data prepare: all " + std::to_string(files_in) + " input files were dropped (" + why() +
+                     "); see " + (out / "stats.json").string());
+  }
+  train.finish();
+  val.finish();
+  stats["shards"] = {{"train", train.shards}, {"val", val.shards}};
+  fs::path tok_copy = out / "tokenizer.model";
+  std::error_code ec;
+  if (!fs::equivalent(tok_path, tok_copy, ec)) write_file_atomic(tok_copy, read_file(tok_path));
+  write_file_atomic(out / "stats.json", stats.dump(2) + "\n");
+  spdlog::info("data prepare: kept {}/{} files ({} bytes) -> {} train + {} val tokens in {} (dropped: {})", files_kept,
+               files_in, bytes_kept, train.tokens, val.tokens, out.string(), why().empty() ? "none" : why());
+  return stats;
+}
+
+namespace cli {
+namespace {
+
+Registrar prepare_cmd({"data", "prepare",
+                       "corpus -> filtered, deduplicated, tokenized shards in <run.dir>/data + stats.json",
+                       {{"input", true, "corpus path (dir, .py, .jsonl[.gz])", "data.input", true},
+                        {"tokenizer", true, "tokenizer model", "data.tokenizer"}},
+                       false, [](Invocation& inv) {
+                         auto stats = prepare_data(inv.config());
+                         std::cout << stats.dump() << std::endl;
+                         return 0;
+                       }});
+
+}  // namespace
+}  // namespace cli
+}  // namespace codex
