@@ -302,9 +302,11 @@ void decode_batch(const LogitsFn& lm, const TokenTable& vocab, std::vector<Row*>
     mask = torch::cat({mask.index_select(0, keep_t), torch::ones({(int64_t)keep.size(), 1}, torch::kBool)}, 1);
     seq = torch::cat({seq.index_select(0, keep_t), next_t}, 1);
     if (cp) {
-      auto keep_d = keep_t.to(device);
-      for (auto& k : cache.k) k = k.index_select(0, keep_d);
-      for (auto& v : cache.v) v = v.index_select(0, keep_d);
+      if (keep.size() < next.size()) {  // copy the cache only when a row left
+        auto keep_d = keep_t.to(device);
+        for (auto& k : cache.k) k = k.index_select(0, keep_d);
+        for (auto& v : cache.v) v = v.index_select(0, keep_d);
+      }
       logits = lm(next_t.to(device), cp, L + step, model_mask());
     } else {
       logits = lm(seq.to(device), nullptr, 0, model_mask());

@@ -134,10 +134,11 @@ TEST_CASE("generate: creates_disallowed and the vocabulary filter agree with bru
 }
 
 TEST_CASE("generate: disallowed strings never appear even when the model prefers them", "[generate]") {
-  // 0 pad, 1 eot; the model puts almost all mass on pieces of the disallowed strings.
+  // 0 pad, 1 an unused control token; the model puts almost all mass on pieces of the
+  // disallowed strings.
   auto vocab = table({"", "", "o", "s", ".", "os.", "sys", "tem", "system", "os.system", "rm", " -", "rf",
                       "rm -rf", " ", "x", "\n"},
-                     1, 0);
+                     -1, 0);  // no end-of-text: every sample runs the full 60 tokens
   std::vector<float> pref(vocab.size(), 0.0f);
   for (int id = 2; id <= 13; ++id) pref[id] = 8.0f;
   auto row = torch::tensor(pref);
@@ -185,7 +186,7 @@ TEST_CASE("generate: stop sequences, end-of-text and length", "[generate]") {
   CHECK(s.logprobs.size() == 5);
   // stop inside a single token
   s = generate_tokens(scripted(V, 1, {2, 3, 7, 6}), vocab, {{8}}, 1, o, 64)[0];
-  CHECK(s.text == "    return x");
+  CHECK(s.text == "    return xx");
   CHECK(s.finish_reason == "stop");
   // end-of-text: the eot token is reported but adds no text
   s = generate_tokens(scripted(V, 1, {2, 3, 1, 6}), vocab, {{8}}, 1, o, 64)[0];
@@ -229,7 +230,8 @@ TEST_CASE("generate: per-sample seeds are reproducible and independent of the ba
   auto a = generate_tokens(lm, vocab, {{3, 4}}, 5, o, 64);
   auto b = generate_tokens(lm, vocab, {{3, 4}}, 5, o, 64);
   CHECK(texts(a) == texts(b));
-  std::set<std::string> distinct(texts(a).begin(), texts(a).end());
+  auto ta = texts(a);
+  std::set<std::string> distinct(ta.begin(), ta.end());
   CHECK(distinct.size() > 1);  // different samples use different seeds
   o.batch_size = 1;
   CHECK(texts(generate_tokens(lm, vocab, {{3, 4}}, 5, o, 64)) == texts(a));
@@ -363,16 +365,19 @@ TEST_CASE("generate: a left-padded batch gives what each prompt gives alone", "[
   REQUIRE(torch::allclose(padded[0], plain, 1e-4, 1e-4));
 }
 
-// ---------------------------------------------------------------- the command
+// ---------------------------------------------------------------- the commands
 
-TEST_CASE("generate: the CLI samples JSON lines from a checkpoint", "[generate]") {
-  test::TempDir t;
+namespace {
+
+// A tiny tokenizer + random GPT saved as a checkpoint in t/ckpt; returns the folder.
+std::string tiny_checkpoint(test::TempDir& t, GPT* out = nullptr, std::string* tok_out = nullptr) {
   std::string corpus;
   for (int i = 0; i < 400; ++i)
     corpus += "def f" + std::to_string(i % 23) + "(x):\n    return x + " + std::to_string(i) + "\n\n";
   test::write_text(t / "corpus.py", corpus);
   Config cfg = load_config("", {"tokenizer.input=" + (t / "corpus.py").string(), "tokenizer.vocab_size=300",
-                                "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=64"});
+                                "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=64",
+                                "run.dir=" + (t / "run").string()});
   const std::string tok_path = (t / "tok.model").string();
   train_tokenizer(cfg, tok_path);
   Tokenizer tok(tok_path);
@@ -380,6 +385,18 @@ TEST_CASE("generate: the CLI samples JSON lines from a checkpoint", "[generate]"
   GPT m(GPTConfig::from(cfg.model, tok.vocab_size()));
   const std::string ckpt = (t / "ckpt").string();
   save_model_checkpoint(ckpt, m, cfg, tok_path);
+  if (out) *out = m;
+  if (tok_out) *tok_out = tok_path;
+  return ckpt;
+}
+
+}  // namespace
+
+TEST_CASE("generate: the CLI samples JSON lines from a checkpoint", "[generate]") {
+  test::TempDir t;
+  std::string tok_path;
+  const std::string ckpt = tiny_checkpoint(t, nullptr, &tok_path);
+  Tokenizer tok(tok_path);
 
   const std::string base = "generate --checkpoint " + test::shell_quote(ckpt) + " --prompt 'def f(x):' --max-new-tokens 12";
   auto r = test::run_cli(base + " --n 3 --temperature 0.8 --top-p 0.95 --seed 5");
@@ -412,4 +429,61 @@ TEST_CASE("generate: the CLI samples JSON lines from a checkpoint", "[generate]"
   CHECK(test::run_cli("generate --checkpoint " + test::shell_quote((t / "nope").string()) + " --prompt x").code == 2);
   CHECK(test::run_cli("generate --checkpoint " + test::shell_quote(ckpt)).code == 2);
   CHECK(test::run_cli(base + " --top-p 2").code == 2);
+}
+
+TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]") {
+  test::TempDir t;
+  GPT m{nullptr};
+  std::string tok_path;
+  tiny_checkpoint(t, &m, &tok_path);
+  Tokenizer tok(tok_path);
+  // Make the model always end at once (final LayerNorm outputs a constant pointing at the eot
+  // embedding), so completions are empty and the outcome is known: a problem whose prompt is
+  // already a correct solution passes, a wrong one fails.
+  {
+    torch::NoGradGuard ng;
+    auto eot = m->wte->weight[tok.eot_id()];
+    eot.mul_(10.0);
+    m->ln_f->weight.zero_();
+    m->ln_f->bias.copy_(eot * 50.0);
+  }
+  Config cfg = load_config("", {"model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=64",
+                                "run.dir=" + (t / "run").string()});
+  save_model_checkpoint((t / "eot").string(), m, cfg, tok_path);
+  auto problem = [](const std::string& id, const std::string& body) {
+    nlohmann::json j = {{"task_id", id},
+                        {"prompt", "def one():\n" + body + "\n"},
+                        {"canonical_solution", "    return 1\n"},
+                        {"test", "def check(candidate):\n    assert candidate() == 1\n"},
+                        {"entry_point", "one"}};
+    return j.dump() + "\n";
+  };
+  test::write_text(t / "problems.jsonl", problem("T/0", "    return 1") + problem("T/1", "    return 2") +
+                                            problem("T/2", "    return 1"));
+  auto r = test::run_cli("eval humaneval --checkpoint " + test::shell_quote((t / "eot").string()) +
+                         " --problems " + test::shell_quote((t / "problems.jsonl").string()) +
+                         " --n 2 --k 1,2,10 --limit 2 --temperature 0.8 --seed 3 run.dir=" +
+                         test::shell_quote((t / "out").string()));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j.size() == 2);  // pass@10 needs 10 samples per problem
+  CHECK(j["pass@1"].get<double>() == Approx(0.5));
+  CHECK(j["pass@2"].get<double>() == Approx(0.5));
+  auto dir = t / "out" / "humaneval";
+  auto results = test::read_text(dir / "t0.8_n2_samples.jsonl_results.jsonl");
+  CHECK(std::count(results.begin(), results.end(), '\n') == 4);  // --limit 2: T/2 is not sampled
+  std::istringstream summary(test::read_text(dir / "t0.8_n2_summary.jsonl"));
+  std::string line;
+  std::getline(summary, line);
+  auto s0 = nlohmann::json::parse(line);
+  CHECK(s0["task_id"] == "T/0");
+  CHECK(s0["passed"] == 2);
+  std::getline(summary, line);
+  CHECK(nlohmann::json::parse(line)["passed"] == 0);
+  auto first = nlohmann::json::parse(results.substr(0, results.find('\n')));
+  CHECK(first["completion"] == "");
+  CHECK(first["finish_reason"] == "eot");
+  CHECK(first["passed"] == true);
+  CHECK(test::read_text(dir / "t0.8_n2_pass_at_k.json") == r.out);
 }
