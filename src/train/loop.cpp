@@ -68,7 +68,7 @@ struct AutocastScope {
 torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y, bool bf16) {
   AutocastScope ac(bf16);
   auto logits = model->forward(x);  // (B, T, V)
-  return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}).to(torch::kFloat32), y.view(-1));
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), y.reshape(-1));
 }
 
 // ---- data -----------------------------------------------------------------------------------
