@@ -40,7 +40,10 @@ TEST_CASE("scalar Event encodes to hand-computed protobuf bytes", "[tensorboard]
 }
 
 TEST_CASE("TensorBoardWriter output parses with an independent reader", "[tensorboard]") {
-  if (!std::filesystem::exists("/usr/bin/python3")) SKIP("no /usr/bin/python3");
+  if (!std::filesystem::exists("/usr/bin/python3")) {
+    WARN("skipped: no /usr/bin/python3 to run the independent reader");
+    return;
+  }
   test::TempDir t;
   std::string path;
   {
