@@ -350,11 +350,17 @@ class SpmLogWatcher {
     if (l.find("Added: freq=") != std::string::npos && at != std::string::npos) {
       int64_t size = std::atoll(l.c_str() + at + 6);
       auto now = std::chrono::steady_clock::now();
+      // The rate counts from the first merge: counting pairs before it is not merge work.
+      if (first_size_ < 0) {
+        first_size_ = size;
+        first_ = now;
+      }
       double el = std::chrono::duration<double>(now - start_).count();
+      double merging = std::chrono::duration<double>(now - first_).count();
       double since = std::chrono::duration<double>(now - last_).count();
       if (since < (tty_ ? 0.2 : 10.0)) return;
       last_ = now;
-      double rate = el > 0 ? static_cast<double>(size) / el : 0;
+      double rate = merging > 0 ? static_cast<double>(size - first_size_) / merging : 0;
       double eta = rate > 0 ? static_cast<double>(std::max<int64_t>(0, total_ - size)) / rate : -1;
       char buf[256];
       std::snprintf(buf, sizeof buf, "tokenizer: BPE merges %lld/%lld (%.1f%%) %.1f merges/s elapsed %s ETA %s",
@@ -384,11 +390,11 @@ class SpmLogWatcher {
     if (!buf.empty()) line(buf);
   }
 
-  int64_t total_;
+  int64_t total_, first_size_ = -1;
   int saved_ = -1, pipe_[2] = {-1, -1};
   bool tty_ = false, active_ = false;
   std::thread reader_;
-  std::chrono::steady_clock::time_point start_, last_;
+  std::chrono::steady_clock::time_point start_, last_, first_;
 };
 
 }  // namespace
