@@ -99,6 +99,8 @@ class Worker {
     for (auto& s : env) cenv.push_back(const_cast<char*>(s.c_str()));
     cenv.push_back(nullptr);
     bool drop = ::geteuid() == 0;
+    std::string exec_error = "cannot execute " + argv[0] + " (as uid " +
+                             std::to_string(drop ? kNobody : ::geteuid()) + ")\n";
     pid_t pid = ::fork();
     if (pid < 0) {
       error = std::string("fork: ") + std::strerror(errno);
@@ -119,6 +121,7 @@ class Worker {
           ::_exit(126);
       }
       ::execve(cargv[0], cargv.data(), cenv.data());
+      if (::write(2, exec_error.data(), exec_error.size()) < 0) ::_exit(127);
       ::_exit(127);
     }
     pid_ = pid;

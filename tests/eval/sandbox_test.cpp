@@ -231,6 +231,7 @@ TEST_CASE("sandbox: without bubblewrap it refuses unless rlimits-only is chosen"
   }
   // A bwrap that cannot create namespaces (as on hosts without unprivileged user namespaces).
   codex::test::TempDir t;
+  ::chmod(t.path.c_str(), 0755);  // as root the sandbox is started as uid 65534
   auto fake = t / "bwrap";
   codex::test::write_text(fake, "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n");
   ::chmod(fake.c_str(), 0755);
