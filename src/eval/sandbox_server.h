@@ -20,6 +20,10 @@ MODE, TMP_BASE, LIMITS = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 import builtins, bisect, collections, copy, decimal, fractions, functools, hashlib, heapq  # noqa
 import itertools, math, random, re, statistics, string, typing  # noqa
 
+import gc
+gc.collect()
+gc.freeze()  # the server's objects are never collected, so a child's GC never copies their pages
+
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 
@@ -110,9 +114,9 @@ def child_main(code, timeout, work, rep_w, proof_r, out_w, err_w):
             os.chdir(work)
             os.environ.clear()
             os.environ.update(PATH="/usr/bin:/bin", HOME=work, TMPDIR=work, LANG="C.UTF-8")
-            sys.stdin = open(0, "r", closefd=False)
-            out = sys.stdout = open(1, "w", closefd=False)
-            err = sys.stderr = open(2, "w", closefd=False)
+            # sys.std* already wrap fds 0-2 and their buffers are empty (the server never
+            # prints): reusing them saves ~90 copy-on-write page faults per program.
+            out, err = sys.stdout, sys.stderr
             for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGTERM):
                 signal.signal(s, signal.SIG_DFL)
         except BaseException as e:
