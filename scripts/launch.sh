@@ -79,4 +79,7 @@ while [ ${#live[@]} -gt 0 ]; do
   fi
 done
 wait 2>/dev/null
+# The "[rank R]" prefixers are process substitutions: let them drain before we exit, so callers
+# that read our output after we end see every line (bounded: 5 s).
+for _ in $(seq 50); do pgrep -P $$ -x sed >/dev/null || break; sleep 0.1; done
 exit $status

@@ -28,5 +28,8 @@ std::string shell_quote(const std::string& s);
 void write_text(const std::filesystem::path& p, const std::string& s);
 std::string read_text(const std::filesystem::path& p);
 bool gpu_available();
+// True when some process's command line contains `needle` (pgrep -f, without matching the
+// shell that runs pgrep itself).
+bool process_running(const std::string& needle);
 
 }  // namespace codex::test

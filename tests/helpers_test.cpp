@@ -56,6 +56,12 @@ RunResult run_cli(const std::string& args, const std::string& stdin_data) {
 
 bool gpu_available() { return torch::cuda::is_available(); }
 
+bool process_running(const std::string& needle) {
+  // "[x]yz" matches "xyz" but not the literal "[x]yz" in our own shell's command line.
+  std::string pattern = "[" + needle.substr(0, 1) + "]" + needle.substr(1);
+  return run_shell("pgrep -f " + shell_quote(pattern)).code == 0;
+}
+
 }  // namespace codex::test
 
 TEST_CASE("run_cli captures output and exit code", "[helpers]") {

@@ -261,4 +261,52 @@ void GradSync::finish() {
   }
 }
 
+namespace {
+
+class C10dContext : public DistContext {
+ public:
+  C10dContext(std::shared_ptr<Dist> d, double bucket_mb) : dist_(std::move(d)), bucket_mb_(bucket_mb) {}
+  int rank() const override { return dist_->rank(); }
+  int world_size() const override { return dist_->world_size(); }
+  void watch(const std::vector<torch::Tensor>& params) override {
+    // Same weights everywhere, whatever each rank initialised or loaded.
+    for (auto p : params) {
+      torch::NoGradGuard ng;
+      dist_->broadcast(p, 0);
+    }
+    sync_ = std::make_unique<GradSync>(dist_, params, bucket_mb_);
+  }
+  void begin_micro_step(bool last) override {
+    if (sync_) sync_->set_sync(last);
+  }
+  void all_reduce_grads(const std::vector<torch::Tensor>&) override {
+    TORCH_CHECK(sync_, "DistContext::watch(params) must be called before training");
+    sync_->finish();
+  }
+  double all_reduce_mean(double v) override {
+    auto t = torch::tensor({v}, torch::kFloat64);
+    dist_->all_reduce_sum(t);
+    return t.item<double>() / world_size();
+  }
+  void barrier() override { dist_->barrier(); }
+
+ private:
+  std::shared_ptr<Dist> dist_;
+  double bucket_mb_;
+  std::unique_ptr<GradSync> sync_;
+};
+
+}  // namespace
+
+std::shared_ptr<DistContext> make_dist_context(const DistConfig& cfg, torch::Device& device) {
+  DistEnv env = read_dist_env();
+  if (env.world_size == 1) return single_process_context();
+  if (device.is_cuda()) device = torch::Device(torch::kCUDA, env.local_rank);
+  auto d = Dist::init(cfg, env, device);
+  spdlog::info("dist: rank {}/{} (local {}), backend {}, rendezvous {}:{} ({})", env.rank, env.world_size,
+               env.local_rank, d->backend(), env.master_addr, env.master_port, env.source);
+  if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // logs and progress from rank 0 only
+  return std::make_shared<C10dContext>(d, cfg.bucket_mb);
+}
+
 }  // namespace codex

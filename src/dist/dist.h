@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "train/loop.h"
 
 namespace c10d {
 class ProcessGroup;
@@ -80,5 +81,10 @@ class GradSync {
   std::vector<std::pair<size_t, int64_t>> where_;  // param -> (bucket, offset)
   bool sync_ = true;
 };
+
+// The training loop's view of the job (train/loop.h DistContext): single-process when the
+// environment names no world, else c10d with bucketed gradient sync. `device` becomes
+// cuda:<LOCAL_RANK> for CUDA runs.
+std::shared_ptr<DistContext> make_dist_context(const DistConfig& cfg, torch::Device& device);
 
 }  // namespace codex

@@ -25,6 +25,9 @@ struct DistContext {
   virtual int rank() const { return 0; }
   virtual int world_size() const { return 1; }
   bool is_main() const { return rank() == 0; }
+  // Called once with the model's parameters before training: broadcast rank 0's weights and
+  // register gradient hooks (bucketed all-reduce overlapping backward).
+  virtual void watch(const std::vector<torch::Tensor>& params) {}
   // Called before each micro-step's backward; `last` is true on the final micro-step of a step
   // (where bucketed all-reduce should run; earlier ones only accumulate locally).
   virtual void begin_micro_step(bool last) {}

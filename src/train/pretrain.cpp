@@ -6,6 +6,7 @@
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
 #include "data/dataset.h"
+#include "dist/dist.h"
 #include "model/gpt.h"
 #include "train/loop.h"
 #include "train/tensorboard.h"
@@ -24,10 +25,10 @@ int run_pretrain(cli::Invocation& inv) {
 
   // -- setup --------------------------------------------------------------------------------
   const int threads = configure_threads(cfg.run.threads);
-  const torch::Device device = pick_device(cfg.run);
+  torch::Device device = pick_device(cfg.run);
   const bool bf16 = use_bf16_autocast(tc, device);
-  // Single process for now; a c10d-backed DistContext (src/dist) slots in here.
-  std::shared_ptr<DistContext> dist = single_process_context();
+  // One process, or one rank of a torchrun/Slurm/MPI-launched job (c10d; cuda:<LOCAL_RANK>).
+  std::shared_ptr<DistContext> dist = make_dist_context(cfg.dist, device);
 
   // -- data ---------------------------------------------------------------------------------
   if (tc.data.empty()) throw UsageError("train.data: expected a prepared data folder (from `data prepare`)");
@@ -55,6 +56,7 @@ int run_pretrain(cli::Invocation& inv) {
     spdlog::info("init_from: weights of {} (step {}), fresh optimizer", init.dir, init.step);
   }
   model->to(device);
+  dist->watch(model->parameters());
   auto opt = make_adamw(*model, cfg.optim);
   BatchSampler sampler(train_data, gcfg.block_size, tc.batch_size, static_cast<uint64_t>(cfg.run.seed), dist->rank(),
                        dist->world_size());

@@ -22,7 +22,7 @@ TEST_CASE("launch.sh stops the others when a rank fails, leaving no process", "[
                                   "'if [ $RANK = 1 ]; then sleep 0.3; exit 7; fi; trap \"\" TERM; exec sleep 4242'");
   REQUIRE(r.code == 7);
   REQUIRE(r.err.find("rank 1 exited with status 7") != std::string::npos);
-  REQUIRE(run_shell("pgrep -f 'sleep 4242'").code == 1);  // nothing left behind
+  REQUIRE(!codex::test::process_running("sleep 4242"));  // nothing left behind
 }
 
 TEST_CASE("launch.sh forwards SIGTERM to every rank", "[dist][launch]") {
@@ -31,7 +31,7 @@ TEST_CASE("launch.sh forwards SIGTERM to every rank", "[dist][launch]") {
   REQUIRE(r.code == 143);
   REQUIRE(r.out.find("stopped-0") != std::string::npos);
   REQUIRE(r.out.find("stopped-1") != std::string::npos);
-  REQUIRE(run_shell("pgrep -f 'sleep 4343'").code == 1);
+  REQUIRE(!codex::test::process_running("sleep 4343"));
 }
 
 TEST_CASE("launch.sh rejects bad arguments with exit 2", "[dist][launch]") {
