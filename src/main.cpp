@@ -14,12 +14,13 @@
 
 int main(int argc, char** argv) {
   // Training frees and re-allocates the same large activation buffers every step. With glibc's
-  // defaults each one is a fresh mmap (zeroed pages, page faults) and the heap top is trimmed
-  // back to the OS; keeping them in the heap made tiny-config training ~2x faster here
-  // (docs/pretrain.md). CODEX_MALLOC_DEFAULTS=1 keeps glibc's defaults (for comparisons).
+  // defaults each buffer over the mmap threshold is a fresh mmap (zeroed pages, page faults on
+  // every step) and freed heap is trimmed back to the OS. Serving every block from the heap and
+  // keeping it made CPU training 2-3x faster here (docs/pretrain.md), for a higher but flat peak
+  // RSS. CODEX_MALLOC_DEFAULTS=1 keeps glibc's defaults (for comparisons).
   if (!std::getenv("CODEX_MALLOC_DEFAULTS")) {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: blocks below 32 MiB come from the heap
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);   // return freed heap to the OS only above 1 GiB of slack
+    mallopt(M_MMAP_MAX, 0);              // no mmap-backed blocks: everything from the heap
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);  // return freed heap to the OS only above 1 GiB of slack
   }
   codex::init_logging(std::getenv("CODEX_VERBOSE") != nullptr);
   try {

@@ -29,7 +29,7 @@ echo "model: n_layer=$L n_head=$H n_embd=$C block=$T batch=$B vocab=$V, $STEPS s
 best() { /usr/bin/python3 -c 'import sys, json; r = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]; b = max(r, key=lambda j: j["tokens_per_s"]); print(b["tokens_per_s"], b["threads"])' "$1"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-tuned="MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824"
+tuned="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824"
 for r in $(seq "$REPEATS"); do
   for n in $THREADS; do
     "$BIN" bench train --config "$CONFIG" "$@" run.threads="$n" train.grad_accum=1 train.batch_size="$B" \

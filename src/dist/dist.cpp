@@ -1,6 +1,7 @@
 #include "dist/dist.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef CODEX_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -37,6 +38,10 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get_in) {
   if (get("RANK") && get("WORLD_SIZE")) {
     e.source = "torchrun";
     read("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE");
+    // torchrun's agent already serves a TCPStore at MASTER_ADDR:MASTER_PORT; every rank joins it.
+    const char* agent = get("TORCHELASTIC_USE_AGENT_STORE");
+    e.agent_store = agent && std::string(agent) == "True";
+    if (const char* rc = get("TORCHELASTIC_RESTART_COUNT")) e.store_prefix = std::string("restart") + rc + "/";
   } else if (get("SLURM_PROCID") && get("SLURM_NTASKS")) {
     e.source = "slurm";
     read("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE");
@@ -68,9 +73,9 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
 
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env.master_port);
-  so.isServer = env.rank == 0;
+  so.isServer = env.rank == 0 && !env.agent_store;
   so.numWorkers = env.world_size;
-  so.waitWorkers = true;
+  so.waitWorkers = so.isServer;
   so.timeout = d->timeout_;
   std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
@@ -78,19 +83,19 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    if (env.rank == 0)
+    if (so.isServer)
       throw UsageError("rank 0 cannot serve the rendezvous at " + where + " (port in use?): " + what);
     throw UsageError("rank " + std::to_string(env.rank) + " cannot reach the rendezvous at " + where + " within " +
                      std::to_string(cfg.timeout_s) + " s (MASTER_ADDR/MASTER_PORT wrong or rank 0 not started): " + what);
   }
   // Every rank publishes its view of the world size; a mismatch is a launch error, not a hang.
-  d->store_->set("codex/world/" + std::to_string(env.rank), std::vector<uint8_t>{});
-  d->store_->set("codex/ws/" + std::to_string(env.rank),
+  d->store_->set("codex/" + env.store_prefix + "world/" + std::to_string(env.rank), std::vector<uint8_t>{});
+  d->store_->set("codex/" + env.store_prefix + "ws/" + std::to_string(env.rank),
                  [&] { auto s = std::to_string(env.world_size); return std::vector<uint8_t>(s.begin(), s.end()); }());
   for (int r = 0; r < env.world_size; ++r) {
     std::vector<uint8_t> v;
     try {
-      v = d->store_->get("codex/ws/" + std::to_string(r));
+      v = d->store_->get("codex/" + env.store_prefix + "ws/" + std::to_string(r));
     } catch (const std::exception&) {
       throw UsageError("timed out after " + std::to_string(cfg.timeout_s) + " s waiting for rank " + std::to_string(r) +
                        " of WORLD_SIZE=" + std::to_string(env.world_size) + " at " + where);
@@ -101,6 +106,7 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
                        std::to_string(r) + " has " + s);
   }
 
+  auto pg_store = c10::make_intrusive<c10d::PrefixStore>("codex/" + env.store_prefix + "pg", d->store_);
   if (backend == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(d->timeout_);
     const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -110,12 +116,12 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
     else
       opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     opts->threads = 2;
-    d->pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store_, env.rank, env.world_size, opts);
+    d->pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(pg_store, env.rank, env.world_size, opts);
   } else {
 #ifdef CODEX_WITH_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = d->timeout_;
-    d->pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(d->store_, env.rank, env.world_size, opts);
+    d->pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg_store, env.rank, env.world_size, opts);
 #else
     throw UsageError("dist.backend=nccl: this build's LibTorch has no NCCL (build with scripts/build.sh --cuda)");
 #endif
@@ -261,11 +267,124 @@ void GradSync::finish() {
   }
 }
 
+// ---- ZeRO-1 ---------------------------------------------------------------------------------
+
+Zero1::Zero1(std::shared_ptr<Dist> dist, std::vector<torch::Tensor> params)
+    : dist_(std::move(dist)), params_(std::move(params)), owner_(params_.size()) {
+  std::vector<int64_t> load(dist_->world_size(), 0);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner_[i] = r;
+    load[r] += params_[i].numel();
+  }
+}
+
+std::vector<size_t> Zero1::owned_by(int rank) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (owner_[i] == rank) out.push_back(i);
+  return out;
+}
+
+int64_t Zero1::owned_numel(int rank) const {
+  int64_t n = 0;
+  for (size_t i : owned_by(rank)) n += params_[i].numel();
+  return n;
+}
+
+void Zero1::step(torch::optim::Optimizer& opt) {
+  // AdamW skips (and never allocates state for) parameters without a gradient.
+  std::vector<torch::Tensor> stash(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (owner_[i] != dist_->rank()) {
+      stash[i] = params_[i].grad();
+      params_[i].mutable_grad() = torch::Tensor();
+    }
+  opt.step();
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (owner_[i] != dist_->rank()) params_[i].mutable_grad() = stash[i];
+  torch::NoGradGuard ng;
+  for (int r = 0; r < dist_->world_size(); ++r) {
+    auto idx = owned_by(r);
+    if (idx.empty()) continue;
+    std::vector<torch::Tensor> parts;
+    for (size_t i : idx) parts.push_back(params_[i].detach().reshape(-1));
+    auto flat = torch::cat(parts);
+    dist_->broadcast(flat, r);
+    if (r == dist_->rank()) continue;
+    int64_t off = 0;
+    for (size_t i : idx) {
+      const int64_t n = params_[i].numel();
+      params_[i].detach().copy_(flat.slice(0, off, off + n).view_as(params_[i]));
+      off += n;
+    }
+  }
+}
+
+namespace {
+torch::optim::AdamWParamState* adamw_state(torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  if (it == opt.state().end()) return nullptr;
+  auto* st = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get());
+  TORCH_CHECK(st, "dist.zero1 supports AdamW only");
+  return st;
+}
+}  // namespace
+
+void Zero1::gather_state(torch::optim::Optimizer& opt) {
+  torch::NoGradGuard ng;
+  for (int r = 1; r < dist_->world_size(); ++r) {  // rank 0's own state is already there
+    auto idx = owned_by(r);
+    if (idx.empty()) continue;
+    int64_t numel = 0;
+    for (size_t i : idx) numel += params_[i].numel();
+    // One buffer per owner: the AdamW step of each parameter (-1: no state yet), exp_avg, exp_avg_sq.
+    auto opts = params_[idx[0]].options().dtype(torch::kFloat64);
+    auto steps = torch::full({static_cast<int64_t>(idx.size())}, -1.0, opts);
+    auto moments = torch::zeros({2, numel}, params_[idx[0]].options());
+    if (r == dist_->rank()) {
+      int64_t off = 0;
+      for (size_t j = 0; j < idx.size(); ++j) {
+        const auto& p = params_[idx[j]];
+        if (auto* st = adamw_state(opt, p)) {
+          steps[j] = static_cast<double>(st->step());
+          moments[0].slice(0, off, off + p.numel()).copy_(st->exp_avg().reshape(-1));
+          moments[1].slice(0, off, off + p.numel()).copy_(st->exp_avg_sq().reshape(-1));
+        }
+        off += p.numel();
+      }
+    }
+    dist_->broadcast(steps, r);
+    dist_->broadcast(moments, r);
+    if (dist_->rank() != 0) continue;
+    auto host_steps = steps.cpu();
+    int64_t off = 0;
+    for (size_t j = 0; j < idx.size(); ++j) {
+      const auto& p = params_[idx[j]];
+      const double step = host_steps[j].item<double>();
+      if (step >= 0) {
+        auto st = std::make_unique<torch::optim::AdamWParamState>();
+        st->step(static_cast<int64_t>(step));
+        st->exp_avg(moments[0].slice(0, off, off + p.numel()).view_as(p).clone());
+        st->exp_avg_sq(moments[1].slice(0, off, off + p.numel()).view_as(p).clone());
+        opt.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
+      }
+      off += p.numel();
+    }
+  }
+}
+
+void Zero1::shard_state(torch::optim::Optimizer& opt) {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (owner_[i] != dist_->rank()) opt.state().erase(c10::guts::to_string(params_[i].unsafeGetTensorImpl()));
+}
+
 namespace {
 
 class C10dContext : public DistContext {
  public:
-  C10dContext(std::shared_ptr<Dist> d, double bucket_mb) : dist_(std::move(d)), bucket_mb_(bucket_mb) {}
+  C10dContext(std::shared_ptr<Dist> d, double bucket_mb, bool zero1)
+      : dist_(std::move(d)), bucket_mb_(bucket_mb), zero1_(zero1) {}
   int rank() const override { return dist_->rank(); }
   int world_size() const override { return dist_->world_size(); }
   void watch(const std::vector<torch::Tensor>& params) override {
@@ -275,6 +394,23 @@ class C10dContext : public DistContext {
       dist_->broadcast(p, 0);
     }
     sync_ = std::make_unique<GradSync>(dist_, params, bucket_mb_);
+    if (zero1_) {
+      zero_ = std::make_unique<Zero1>(dist_, params);
+      int64_t total = 0;
+      for (auto& p : params) total += p.numel();
+      spdlog::info("dist.zero1: optimizer state sharded over {} ranks; rank 0 owns {} of {} parameter elements",
+                   world_size(), zero_->owned_numel(0), total);
+    }
+  }
+  void optimizer_step(torch::optim::Optimizer& opt) override {
+    if (zero_) zero_->step(opt);
+    else opt.step();
+  }
+  void gather_optimizer_state(torch::optim::Optimizer& opt) override {
+    if (zero_) zero_->gather_state(opt);
+  }
+  void shard_optimizer_state(torch::optim::Optimizer& opt) override {
+    if (zero_) zero_->shard_state(opt);
   }
   void begin_micro_step(bool last) override {
     if (sync_) sync_->set_sync(last);
@@ -293,20 +429,25 @@ class C10dContext : public DistContext {
  private:
   std::shared_ptr<Dist> dist_;
   double bucket_mb_;
+  bool zero1_;
   std::unique_ptr<GradSync> sync_;
+  std::unique_ptr<Zero1> zero_;
 };
 
 }  // namespace
 
 std::shared_ptr<DistContext> make_dist_context(const DistConfig& cfg, torch::Device& device) {
   DistEnv env = read_dist_env();
-  if (env.world_size == 1) return single_process_context();
+  if (env.world_size == 1) {
+    if (cfg.zero1) spdlog::info("dist.zero1: a single process has nothing to shard; ignored");
+    return single_process_context();
+  }
   if (device.is_cuda()) device = torch::Device(torch::kCUDA, env.local_rank);
   auto d = Dist::init(cfg, env, device);
   spdlog::info("dist: rank {}/{} (local {}), backend {}, rendezvous {}:{} ({})", env.rank, env.world_size,
                env.local_rank, d->backend(), env.master_addr, env.master_port, env.source);
   if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // logs and progress from rank 0 only
-  return std::make_shared<C10dContext>(d, cfg.bucket_mb);
+  return std::make_shared<C10dContext>(d, cfg.bucket_mb, cfg.zero1);
 }
 
 }  // namespace codex

@@ -25,6 +25,8 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string source = "none";  // torchrun | slurm | openmpi | none
+  bool agent_store = false;      // under torchrun: its agent serves the store, rank 0 only joins
+  std::string store_prefix;      // per torchrun restart, so a restarted group starts with fresh keys
 };
 // `get` returns an environment variable or nullptr (injectable for tests). Bad values are a
 // UsageError naming the variable.
@@ -82,8 +84,31 @@ class GradSync {
   bool sync_ = true;
 };
 
+// ZeRO stage 1 at parameter granularity (as PyTorch's ZeroRedundancyOptimizer): each parameter
+// tensor is owned by one rank (greedy balance of element counts); a rank keeps AdamW state only
+// for what it owns, steps only that, then every owner broadcasts its updated parameters in one
+// flat buffer. Gradients are still all-reduced by GradSync (Gloo in LibTorch 1.13 has no
+// reduce-scatter), so this saves optimizer memory (2 x params x (W-1)/W floats per rank), not
+// traffic. Results equal plain data parallelism bit for bit: the same AdamW math per parameter.
+class Zero1 {
+ public:
+  Zero1(std::shared_ptr<Dist> dist, std::vector<torch::Tensor> params);
+  int owner(size_t param_index) const { return owner_[param_index]; }
+  int64_t owned_numel(int rank) const;
+  void step(torch::optim::Optimizer& opt);
+  void gather_state(torch::optim::Optimizer& opt);  // rank 0 ends up with every parameter's state
+  void shard_state(torch::optim::Optimizer& opt);   // drop the state of parameters owned elsewhere
+
+ private:
+  std::vector<size_t> owned_by(int rank) const;
+  std::shared_ptr<Dist> dist_;
+  std::vector<torch::Tensor> params_;
+  std::vector<int> owner_;
+};
+
 // The training loop's view of the job (train/loop.h DistContext): single-process when the
-// environment names no world, else c10d with bucketed gradient sync. `device` becomes
+// environment names no world, else c10d with bucketed gradient sync (and ZeRO-1 when
+// dist.zero1). `device` becomes
 // cuda:<LOCAL_RANK> for CUDA runs.
 std::shared_ptr<DistContext> make_dist_context(const DistConfig& cfg, torch::Device& device);
 

@@ -228,7 +228,7 @@ LoopResult run_train_loop(LoopSpec& s) {
          << "was saved. Try a lower optim.lr or train.grad_clip, or resume from the last checkpoint.";
       throw RunError(os.str());
     }
-    s.opt->step();
+    s.dist->optimizer_step(*s.opt);
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     train_seconds += dt;
     window_seconds += dt;

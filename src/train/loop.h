@@ -33,6 +33,14 @@ struct DistContext {
   virtual void begin_micro_step(bool last) {}
   // After the final backward: average gradients of `params` over ranks (in place).
   virtual void all_reduce_grads(const std::vector<torch::Tensor>& params) {}
+  // The optimizer step. ZeRO-1 steps only the parameters this rank owns, then each owner
+  // broadcasts its updated parameters.
+  virtual void optimizer_step(torch::optim::Optimizer& opt) { opt.step(); }
+  // ZeRO-1: before a checkpoint (every rank calls it), rank 0 receives every rank's optimizer state
+  // so checkpoints always hold the full state (resumable with any world size, ZeRO or not)...
+  virtual void gather_optimizer_state(torch::optim::Optimizer& opt) {}
+  // ...and after a save or a load each rank drops the state of parameters it does not own.
+  virtual void shard_optimizer_state(torch::optim::Optimizer& opt) {}
   // Mean of a scalar over ranks (logged losses, eval losses).
   virtual double all_reduce_mean(double v) { return v; }
   virtual void barrier() {}

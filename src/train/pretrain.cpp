@@ -63,6 +63,7 @@ int run_pretrain(cli::Invocation& inv) {
   int64_t start_step = 0;
   if (resume_from) {
     load_optimizer_and_rng(*resume_from, *opt);
+    dist->shard_optimizer_state(*opt);
     const json st = read_checkpoint_state(*resume_from);
     start_step = st.at("step");
     sampler.set_state(st.at("sampler"));
@@ -103,9 +104,11 @@ int run_pretrain(cli::Invocation& inv) {
   };
   std::string last_ckpt;
   spec.save = [&](int64_t step) {
+    dist->gather_optimizer_state(*opt);
     if (dist->is_main())
       last_ckpt = save_training_checkpoint(cfg.run.dir, step, model, opt.get(), cfg, tokenizer_path,
                                            json{{"sampler", sampler.state()}});
+    dist->shard_optimizer_state(*opt);
     if (tb) tb->flush();
     dist->barrier();
   };
