@@ -75,7 +75,7 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
   so.port = static_cast<uint16_t>(env.master_port);
   so.isServer = env.rank == 0 && !env.agent_store;
   so.numWorkers = env.world_size;
-  so.waitWorkers = so.isServer;
+  so.waitWorkers = !env.agent_store;  // every non-agent rank checks in; the server waits for all
   so.timeout = d->timeout_;
   std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
