@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Installs missing Debian packages (a no-op when all are present), then configures and builds
-# build/codex-train in Release.   usage: scripts/build.sh [--cuda] [--debug] [--no-tests]
+# build/codex-train in Release.   usage: scripts/build.sh [--cuda] [--debug] [--no-tests] [--test-deps]
+# --test-deps also installs what some tests use as an independent reference (Debian's python3-torch:
+# PyTorch goldens, torchrun).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CUDA=auto BUILD_TYPE=Release TESTS=ON BUILD_DIR=${CODEX_BUILD_DIR:-build}
+CUDA=auto BUILD_TYPE=Release TESTS=ON TEST_DEPS=0 BUILD_DIR=${CODEX_BUILD_DIR:-build}
 for a in "$@"; do
   case "$a" in
     --cuda) CUDA=on ;;
     --cpu) CUDA=off ;;
     --debug) BUILD_TYPE=Debug ;;
     --no-tests) TESTS=OFF ;;
-    *) echo "build.sh: unknown argument '$a' (expected --cuda, --cpu, --debug, --no-tests)" >&2; exit 2 ;;
+    --test-deps) TEST_DEPS=1 ;;
+    *) echo "build.sh: unknown argument '$a' (expected --cuda, --cpu, --debug, --no-tests, --test-deps)" >&2; exit 2 ;;
   esac
 done
 
 PKGS=(cmake ninja-build g++ libtorch-dev libgloo-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev
       catch2 nlohmann-json3-dev zlib1g-dev libopenblas0-pthread python3 bubblewrap)
+[ "$TEST_DEPS" = 1 ] && PKGS+=(python3-torch)
 if [ "$CUDA" != on ]; then
   missing=()
   for p in "${PKGS[@]}"; do

@@ -19,7 +19,7 @@ void fsync_dir(const fs::path& dir);
 std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs,
                                     const std::vector<std::string>& exts);
 bool ends_with(const std::string& s, const std::string& suffix);
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 1469598103934665603ULL);
+uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 14695981039346656037ULL);
 std::string hex64(uint64_t v);
 
 }  // namespace codex
