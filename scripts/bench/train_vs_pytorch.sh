@@ -4,8 +4,9 @@
 # Env: CODEX_BIN (default build/codex-train), THREADS (default "1 2"), STEPS (default 30),
 #      REPEATS (default 3: the runs are interleaved and each side keeps its best, because this
 #      shared machine's speed drifts by 2x between minutes).
-# Three rows: ours (which tunes glibc malloc itself, src/main.cpp), PyTorch as users run it, and
-# PyTorch given the same malloc settings through the environment (the like-for-like row).
+# Four rows: ours (which tunes glibc malloc itself, src/main.cpp, and fuses the LM head with the
+# loss, src/ops/cross_entropy.h), ours with train.fused_loss=false (the same ops as PyTorch),
+# PyTorch as users run it, and PyTorch given the same malloc settings through the environment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${CODEX_BIN:-build/codex-train}
@@ -34,6 +35,8 @@ for r in $(seq "$REPEATS"); do
   for n in $THREADS; do
     "$BIN" bench train --config "$CONFIG" "$@" run.threads="$n" train.grad_accum=1 train.batch_size="$B" \
       model.vocab_size="$V" --steps "$STEPS" | tee -a "$tmp/ours" >&2
+    "$BIN" bench train --config "$CONFIG" "$@" run.threads="$n" train.grad_accum=1 train.batch_size="$B" \
+      model.vocab_size="$V" --steps "$STEPS" train.fused_loss=false | tee -a "$tmp/ours_unfused" >&2
     py=(/usr/bin/python3 scripts/bench/train_gpt_pytorch.py --threads "$n" --n-layer "$L" --n-head "$H"
         --n-embd "$C" --block-size "$T" --batch-size "$B" --vocab-size "$V" --steps "$STEPS")
     OMP_NUM_THREADS=$n "${py[@]}" | tee -a "$tmp/pytorch" >&2
@@ -41,10 +44,12 @@ for r in $(seq "$REPEATS"); do
   done
 done
 read -r o_tps o_thr <<<"$(best "$tmp/ours")"
+read -r u_tps u_thr <<<"$(best "$tmp/ours_unfused")"
 read -r p_tps p_thr <<<"$(best "$tmp/pytorch")"
 read -r q_tps q_thr <<<"$(best "$tmp/pytorch_tuned")"
 /usr/bin/python3 -c "
-o, p, q = $o_tps, $p_tps, $q_tps
+o, u, p, q = $o_tps, $u_tps, $p_tps, $q_tps
 print('ours                       %8.0f tokens/s (%s thread(s))' % (o, '$o_thr'))
+print('ours, unfused loss         %8.0f tokens/s (%s thread(s))  ratio %.2fx' % (u, '$u_thr', o / u))
 print('pytorch eager              %8.0f tokens/s (%s thread(s))  ratio %.2fx (goal >= 1.15x)' % (p, '$p_thr', o / p))
 print('pytorch eager, same malloc %8.0f tokens/s (%s thread(s))  ratio %.2fx' % (q, '$q_thr', o / q))"

@@ -66,6 +66,7 @@ std::vector<Field> fields(Config& c) {
       {"train.grad_clip", &c.train.grad_clip, 0, 1e9},
       {"train.init_from", &c.train.init_from},
       {"train.dtype", &c.train.dtype, -kInf, kInf, {"auto", "fp32", "bf16"}},
+      {"train.fused_loss", &c.train.fused_loss},
       {"optim.lr", &c.optim.lr, 0, 10},
       {"optim.min_lr_ratio", &c.optim.min_lr_ratio, 0, 1},
       {"optim.weight_decay", &c.optim.weight_decay, 0, 10},

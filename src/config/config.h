@@ -64,6 +64,7 @@ struct TrainConfig {
   double grad_clip = 1.0;
   std::string init_from;             // checkpoint folder to start from (e.g. `import hf` output)
   std::string dtype = "auto";        // auto | fp32 | bf16 (autocast on CUDA)
+  bool fused_loss = true;            // LM head + cross-entropy in row chunks (ops/cross_entropy.h; fp32)
 };
 
 struct OptimConfig {

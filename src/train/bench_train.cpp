@@ -35,7 +35,7 @@ int run_bench_train(cli::Invocation& inv) {
   auto one_step = [&] {
     opt->zero_grad();
     for (int64_t m = 0; m < cfg.train.grad_accum; ++m)
-      (lm_loss(model, x, y, bf16) / static_cast<double>(cfg.train.grad_accum)).backward();
+      (lm_loss(model, x, y, bf16, cfg.train.fused_loss) / static_cast<double>(cfg.train.grad_accum)).backward();
     torch::nn::utils::clip_grad_norm_(params, cfg.train.grad_clip > 0 ? cfg.train.grad_clip : 1e30);
     opt->step();
   };
@@ -58,6 +58,7 @@ int run_bench_train(cli::Invocation& inv) {
                         {"n_layer", g.n_layer},
                         {"n_embd", g.n_embd},
                         {"vocab_size", g.vocab_size},
+                        {"fused_loss", cfg.train.fused_loss && !bf16},
                         {"steps", steps}};
   std::cout << out.dump() << std::endl;
   return 0;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "ops/cross_entropy.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -65,7 +66,11 @@ struct AutocastScope {
 
 }  // namespace
 
-torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y, bool bf16) {
+torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y, bool bf16, bool fused) {
+  if (fused && !bf16) {
+    auto hid = model->hidden(x);  // (B, T, C)
+    return linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->wte->weight, y.reshape(-1));
+  }
   AutocastScope ac(bf16);
   auto logits = model->forward(x);  // (B, T, V)
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), y.reshape(-1));
@@ -109,7 +114,7 @@ void BatchSampler::set_state(const std::string& s) {
 }
 
 double eval_lm_loss(GPT& model, const TokenDataset& val, int64_t block, int64_t batch, int64_t batches,
-                    DistContext& dist, const torch::Device& device, bool bf16) {
+                    DistContext& dist, const torch::Device& device, bool bf16, bool fused) {
   if (val.size() < block + 1)
     throw UsageError("validation data has " + std::to_string(val.size()) + " tokens, fewer than block_size + 1");
   const int64_t W = dist.world_size(), lo = batch / W * dist.rank(), n_local = batch / W;
@@ -126,7 +131,7 @@ double eval_lm_loss(GPT& model, const TokenDataset& val, int64_t block, int64_t 
       val.read(start, block + 1, buf[i].data_ptr<int64_t>());
     }
     buf = buf.to(device);
-    sum += lm_loss(model, buf.slice(1, 0, block), buf.slice(1, 1, block + 1), bf16).item<double>();
+    sum += lm_loss(model, buf.slice(1, 0, block), buf.slice(1, 1, block + 1), bf16, fused).item<double>();
   }
   if (was_training) model->train();
   return dist.all_reduce_mean(sum / static_cast<double>(batches));

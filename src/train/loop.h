@@ -73,12 +73,13 @@ class BatchSampler {
 };
 
 // Mean next-token cross-entropy of x (B, T) -> y (B, T); bf16: CUDA autocast for the forward.
-torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y, bool bf16);
+// fused (fp32 only): LM head + loss in row chunks (ops/cross_entropy.h), no (B, T, V) logits.
+torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y, bool bf16, bool fused = true);
 
 // Fixed, evenly spaced validation windows (no RNG): the same val_loss for the same weights.
 // Mean cross-entropy over `batches` batches of `batch` sequences (rank-sliced, then averaged).
 double eval_lm_loss(GPT& model, const TokenDataset& val, int64_t block, int64_t batch, int64_t batches,
-                    DistContext& dist, const torch::Device& device, bool bf16);
+                    DistContext& dist, const torch::Device& device, bool bf16, bool fused = true);
 
 // AdamW with two groups: weight decay on every 2-D tensor (Linear weights and the embeddings,
 // as GPT-2/nanoGPT do), none on biases and LayerNorm parameters.

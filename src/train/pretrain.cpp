@@ -96,11 +96,11 @@ int run_pretrain(cli::Invocation& inv) {
   spec.tokens_per_step = tc.batch_size * tc.grad_accum * gcfg.block_size;
   spec.micro_loss = [&](int64_t, int64_t) {
     auto [x, y] = sampler.next();  // (B_local, T) each
-    return lm_loss(model, x.to(device), y.to(device), bf16);
+    return lm_loss(model, x.to(device), y.to(device), bf16, tc.fused_loss);
   };
   spec.evaluate = [&]() -> std::map<std::string, double> {
     return {{"val_loss", eval_lm_loss(model, val_data, gcfg.block_size, tc.batch_size, tc.eval_batches, *dist, device,
-                                      bf16)}};
+                                      bf16, tc.fused_loss)}};
   };
   std::string last_ckpt;
   spec.save = [&](int64_t step) {

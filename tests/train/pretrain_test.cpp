@@ -37,49 +37,6 @@ static std::string comparable(const std::vector<json>& m) {
   return s;
 }
 
-TEST_CASE("lr schedule: linear warmup then cosine to lr * min_lr_ratio", "[train]") {
-  OptimConfig o;
-  o.lr = 1.0;
-  o.min_lr_ratio = 0.1;
-  o.warmup_steps = 10;
-  REQUIRE(lr_at(o, 1, 110) == Approx(0.1));
-  REQUIRE(lr_at(o, 10, 110) == Approx(1.0));
-  REQUIRE(lr_at(o, 60, 110) == Approx(0.55));  // halfway: min + (max - min) / 2
-  REQUIRE(lr_at(o, 110, 110) == Approx(0.1));
-  REQUIRE(lr_at(o, 35, 110) == Approx(0.1 + 0.45 * (1 + std::cos(M_PI * 0.25))));
-}
-
-TEST_CASE("adamw groups: decay on 2-D tensors only", "[train]") {
-  GPTConfig g;
-  g.vocab_size = 10;
-  GPT m(g);
-  OptimConfig o;
-  auto opt = make_adamw(*m, o);
-  auto& groups = opt->param_groups();
-  REQUIRE(groups.size() == 2);
-  for (auto& p : groups[0].params()) REQUIRE(p.dim() == 2);
-  for (auto& p : groups[1].params()) REQUIRE(p.dim() == 1);
-  REQUIRE(static_cast<torch::optim::AdamWOptions&>(groups[0].options()).weight_decay() == Approx(0.1));
-  REQUIRE(static_cast<torch::optim::AdamWOptions&>(groups[1].options()).weight_decay() == 0.0);
-  REQUIRE(groups[0].params().size() + groups[1].params().size() == m->parameters().size());
-}
-
-TEST_CASE("batch sampler: same global batch for any world size; state round-trips", "[train]") {
-  TempDir t;
-  codex::test::write_prepared_folder(t.path);
-  TokenDataset d(t.str(), "train");
-  BatchSampler whole(d, 16, 4, 7, 0, 1), r0(d, 16, 4, 7, 0, 2), r1(d, 16, 4, 7, 1, 2);
-  auto [x, y] = whole.next();
-  auto [x0, y0] = r0.next();
-  auto [x1, y1] = r1.next();
-  REQUIRE(torch::equal(torch::cat({x0, x1}, 0), x));
-  REQUIRE(torch::equal(x.slice(1, 1), y.slice(1, 0, 15)));  // targets are inputs shifted by one
-  const std::string st = whole.state();
-  auto a = whole.next().first;
-  whole.set_state(st);
-  REQUIRE(torch::equal(whole.next().first, a));
-}
-
 TEST_CASE("pretrain: loss falls; metrics, config and checkpoints are written", "[train]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
@@ -153,6 +110,27 @@ TEST_CASE("pretrain: killed with SIGKILL, a resumed run reaches the same final l
   INFO(res.err);
   REQUIRE(res.code == 0);
   REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
+}
+
+TEST_CASE("pretrain: the fused LM-head loss trains like the unfused one", "[train]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string args = " train.max_steps=12 train.log_every=1 train.eval_every=6";
+  auto f = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "f").string()) + args);
+  auto u = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "u").string()) + args +
+                   " train.fused_loss=false");
+  INFO(f.err << u.err);
+  REQUIRE(f.code == 0);
+  REQUIRE(u.code == 0);
+  auto mf = metrics_of(t / "f"), mu = metrics_of(t / "u");
+  REQUIRE(mf.size() == 12);
+  REQUIRE(mu.size() == 12);
+  for (size_t i = 0; i < mf.size(); ++i) {
+    for (auto k : {"loss", "grad_norm"})
+      REQUIRE(mf[i][k].get<double>() == Approx(mu[i][k].get<double>()).epsilon(1e-4));
+    if (mu[i].contains("val_loss"))
+      REQUIRE(mf[i]["val_loss"].get<double>() == Approx(mu[i]["val_loss"].get<double>()).epsilon(1e-4));
+  }
 }
 
 TEST_CASE("pretrain: resume with no checkpoint starts at step 0 and says so", "[train][checkpoint]") {
