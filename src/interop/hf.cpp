@@ -205,7 +205,7 @@ GPT load_hf_dir(const std::string& dir) {
 
 void export_hf(const std::string& checkpoint_dir, const std::string& out_dir) {
   auto lm = load_model(checkpoint_dir, torch::kCPU);
-  fs::create_directories(out_dir);
+  make_output_dir(out_dir, "--out");
   auto tensors = hf_state_dict(lm.model);
   safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   write_file_atomic(fs::path(out_dir) / "config.json", hf_config(lm.model->cfg).dump(2) + "\n");
@@ -215,6 +215,8 @@ void export_hf(const std::string& checkpoint_dir, const std::string& out_dir) {
 }
 
 void import_hf(const std::string& in_dir, const std::string& out_dir, const std::string& tokenizer) {
+  if (!fs::is_directory(in_dir)) throw UsageError(in_dir + ": not a folder (expected config.json + model.safetensors)");
+  make_output_dir(out_dir, "--out");
   std::string tok = tokenizer;
   if (tok.empty()) {
     auto own = fs::path(in_dir) / "tokenizer.model";

@@ -448,12 +448,17 @@ void train_tokenizer(const Config& cfg, const std::string& out_model_path) {
       spm_train(flags);
     } catch (const std::exception& e) {
       watch.stop();
-      throw UsageError(std::string("tokenizer train: ") + e.what() +
-                       " (is tokenizer.vocab_size too large for this input?)");
+      const std::string why = e.what();
+      // SentencePiece fails both ways: fewer pieces than the input's characters need, or more
+      // than the input can yield.
+      const char* hint = why.find("smaller than required_chars") != std::string::npos
+                             ? " (tokenizer.vocab_size is too small for the characters in this input)"
+                             : " (is tokenizer.vocab_size too large for this input?)";
+      throw UsageError("tokenizer train: " + why + hint);
     }
   }
   fs::path out(out_model_path);
-  if (out.has_parent_path()) fs::create_directories(out.parent_path());
+  if (out.has_parent_path()) make_output_dir(out.parent_path(), "tokenizer output folder");
   write_file_atomic(out, read_file(tmp / "m.model"));
   Tokenizer check(out.string());  // self-check: loads, has the special and byte tokens
   spdlog::info("tokenizer: wrote {} ({} tokens, eot={}, pad={})", out.string(), check.vocab_size(), check.eot_id(),

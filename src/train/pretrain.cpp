@@ -39,9 +39,17 @@ int run_pretrain(cli::Invocation& inv) {
   if (gcfg.vocab_size < train_data.vocab_size())
     throw UsageError("model.vocab_size (" + std::to_string(gcfg.vocab_size) + ") is smaller than the data's (" +
                      std::to_string(train_data.vocab_size()) + ")");
+  // Fail now, not at the first eval step after minutes of training.
+  if (tc.eval_every > 0 && val_data.size() < gcfg.block_size + 1)
+    throw UsageError("train.data: the val split has " + std::to_string(val_data.size()) +
+                     " tokens, fewer than block_size + 1 = " + std::to_string(gcfg.block_size + 1) +
+                     "; prepare the data with a larger data.val_fraction, or set train.eval_every=0");
 
   // -- model: resume > init_from > fresh ------------------------------------------------------
   std::optional<std::string> resume_from;
+  if (!cfg.resume && fs::exists(fs::path(cfg.run.dir) / "checkpoints" / "latest"))
+    throw UsageError("run.dir '" + cfg.run.dir + "' already holds a run with checkpoints; pass resume=true to continue "
+                     "it, or choose another run.dir (nothing was changed)");
   if (cfg.resume) {
     resume_from = find_resume_checkpoint(cfg.run.dir);
     if (!resume_from) spdlog::info("resume: no checkpoint under {}/checkpoints yet; starting from step 0", cfg.run.dir);
@@ -68,6 +76,13 @@ int run_pretrain(cli::Invocation& inv) {
     start_step = st.at("step");
     sampler.set_state(st.at("sampler"));
     spdlog::info("resume: continuing from {} (step {})", *resume_from, start_step);
+    if (start_step >= tc.max_steps) {
+      spdlog::info("pretrain: the run is already complete (step {} of train.max_steps {}); nothing to do", start_step,
+                   tc.max_steps);
+      if (dist->is_main())
+        std::cout << json{{"steps", start_step}, {"checkpoint", *resume_from}, {"complete", true}}.dump() << std::endl;
+      return 0;
+    }
   }
   spdlog::info("pretrain: {} params ({} layers, {} heads, {} embd, block {}, vocab {}), {} train / {} val tokens, "
                "device {}{}, {} thread(s)",
@@ -78,7 +93,7 @@ int run_pretrain(cli::Invocation& inv) {
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<TensorBoardWriter> tb;
   if (dist->is_main()) {
-    fs::create_directories(cfg.run.dir);
+    make_output_dir(cfg.run.dir, "run.dir");
     write_file_atomic(fs::path(cfg.run.dir) / "config.yaml", config_to_yaml(cfg));
     metrics = std::make_unique<MetricsLog>(cfg.run.dir, start_step);
     tb = std::make_unique<TensorBoardWriter>(cfg.run.dir);

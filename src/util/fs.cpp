@@ -46,6 +46,14 @@ void fsync_dir(const fs::path& dir) {
   }
 }
 
+void make_output_dir(const fs::path& dir, const std::string& what) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw UsageError(what + " '" + dir.string() + "': exists and is not a folder");
+  fs::create_directories(dir, ec);
+  if (ec) throw UsageError(what + " '" + dir.string() + "': cannot create it (" + ec.message() + ")");
+}
+
 void write_file_atomic(const fs::path& path, const std::string& bytes) {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());

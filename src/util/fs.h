@@ -14,6 +14,9 @@ std::string read_maybe_gz(const fs::path& path);
 // Writes to PATH.tmp.<pid>, fsyncs, renames over PATH: readers never see a partial file.
 void write_file_atomic(const fs::path& path, const std::string& bytes);
 void fsync_dir(const fs::path& dir);
+// Creates an output folder (and its parents); a path that exists as a file, or cannot be
+// created, is a UsageError naming `what` and the path.
+void make_output_dir(const fs::path& dir, const std::string& what);
 // Expands files and directories (recursively) into files whose name ends in one of `exts`,
 // sorted for determinism. A missing path is a UsageError.
 std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs,

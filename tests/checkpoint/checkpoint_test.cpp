@@ -66,6 +66,11 @@ TEST_CASE("checkpoint: latest, fallback past corrupt ones, pruning, incomplete f
   // latest naming a vanished folder: still the newest valid one.
   codex::test::write_text(ck / "latest", "step_00000099\n");
   REQUIRE(*find_resume_checkpoint(run) == (ck / "step_00000020").string());
+  // load_model takes the run dir, a step folder, or the checkpoints/latest file itself.
+  REQUIRE(load_model(run).step == 20);
+  REQUIRE(load_model((ck / "latest").string()).step == 20);
+  REQUIRE(load_model((ck / "step_00000020").string()).step == 20);
+  REQUIRE_THROWS_WITH(load_model((t / "nope").string()), Catch::Contains("does not exist"));
   fs::remove(ck / "step_00000020" / "MANIFEST.json");
   REQUIRE_THROWS_AS(find_resume_checkpoint(run), UsageError);
 }

@@ -50,6 +50,26 @@ TEST_CASE("config: unknown keys suggest the nearest valid key", "[config]") {
   REQUIRE(msg.find("train.max_steps") != std::string::npos);
   msg = error_of("", {"lr=3"});
   REQUIRE(msg.find("optim.lr") != std::string::npos);
+  // Nothing close: no far-fetched guess, the sections instead; a section is not a key.
+  msg = error_of("", {"foo=1"});
+  REQUIRE(msg.find("did you mean") == std::string::npos);
+  REQUIRE(msg.find("sections") != std::string::npos);
+  REQUIRE(msg.find("optim") != std::string::npos);
+  REQUIRE(error_of("", {"optim=3"}).find("'optim' is a section") != std::string::npos);
+}
+
+TEST_CASE("config: config_to_yaml writes the shortest round-tripping numbers", "[config]") {
+  Config c = load_config("", {"optim.beta2=0.95", "optim.eps=1e-8"});
+  const std::string y = config_to_yaml(c);
+  REQUIRE(y.find("weight_decay: 0.1\n") != std::string::npos);
+  REQUIRE(y.find("beta2: 0.95\n") != std::string::npos);
+  TempDir t;
+  write_text(t / "c.yaml", y);
+  Config back = load_config((t / "c.yaml").string(), {});
+  REQUIRE(back.optim.beta2 == c.optim.beta2);
+  REQUIRE(back.optim.eps == c.optim.eps);
+  REQUIRE(back.optim.weight_decay == c.optim.weight_decay);
+  REQUIRE(config_to_yaml(back) == y);
 }
 
 TEST_CASE("config: wrong types and ranges name file and line", "[config]") {

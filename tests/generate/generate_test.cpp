@@ -477,9 +477,9 @@ TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]
   CHECK(j["pass@1"].get<double>() == Approx(0.5));
   CHECK(j["pass@2"].get<double>() == Approx(0.5));
   auto dir = t / "out" / "humaneval";
-  auto results = test::read_text(dir / "t0.8_n2_samples.jsonl_results.jsonl");
+  auto results = test::read_text(dir / "t0.8_n2_first2_samples.jsonl_results.jsonl");
   CHECK(std::count(results.begin(), results.end(), '\n') == 4);  // --limit 2: T/2 is not sampled
-  std::istringstream summary(test::read_text(dir / "t0.8_n2_summary.jsonl"));
+  std::istringstream summary(test::read_text(dir / "t0.8_n2_first2_summary.jsonl"));
   std::string line;
   std::getline(summary, line);
   auto s0 = nlohmann::json::parse(line);
@@ -491,5 +491,13 @@ TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]
   CHECK(first["completion"] == "");
   CHECK(first["finish_reason"] == "eot");
   CHECK(first["passed"] == true);
-  CHECK(test::read_text(dir / "t0.8_n2_pass_at_k.json") == r.out);
+  CHECK(test::read_text(dir / "t0.8_n2_first2_pass_at_k.json") == r.out);
+  // Without run.dir the files go beside the checkpoint (a standalone folder here), whatever
+  // run.dir its config.yaml names.
+  auto r2 = test::run_cli("eval humaneval --checkpoint " + test::shell_quote((t / "eot").string()) +
+                          " --problems " + test::shell_quote((t / "problems.jsonl").string()) + " --n 1 --k 1");
+  INFO(r2.err);
+  REQUIRE(r2.code == 0);
+  CHECK(std::filesystem::exists(t / "eot" / "humaneval" / "t0.2_n1_pass_at_k.json"));
+  CHECK(!std::filesystem::exists(t / "run"));
 }

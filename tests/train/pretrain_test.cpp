@@ -143,6 +143,34 @@ TEST_CASE("pretrain: resume with no checkpoint starts at step 0 and says so", "[
   REQUIRE(metrics_of(t / "run").front()["step"] == 1);
 }
 
+TEST_CASE("pretrain: a finished run, an occupied run.dir, a too-small val split", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
+                           " train.max_steps=4 train.checkpoint_every=2 train.eval_every=0";
+  REQUIRE(run_cli(base).code == 0);
+  const std::string metrics = read_text(t / "run" / "metrics.jsonl");
+  // Again without resume=true: refused, nothing touched.
+  auto again = run_cli(base);
+  REQUIRE(again.code == 2);
+  REQUIRE(again.err.find("resume=true") != std::string::npos);
+  REQUIRE(read_text(t / "run" / "metrics.jsonl") == metrics);
+  // Resuming a run that is already at train.max_steps: says so, exit 0, nothing rewritten.
+  auto done = run_cli(base + " resume=true");
+  INFO(done.err);
+  REQUIRE(done.code == 0);
+  REQUIRE(done.err.find("already complete") != std::string::npos);
+  REQUIRE(json::parse(done.out)["steps"] == 4);
+  REQUIRE(read_text(t / "run" / "metrics.jsonl") == metrics);
+  // A val split shorter than one window fails before training, naming the way out.
+  write_token_shard((t / "data" / "val_00000.bin").string(), {1, 2, 3}, 64);
+  auto small = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run2").string()) +
+                       " train.max_steps=4 train.eval_every=2");
+  REQUIRE(small.code == 2);
+  REQUIRE(small.err.find("data.val_fraction") != std::string::npos);
+  REQUIRE(!fs::exists(t / "run2" / "metrics.jsonl"));
+}
+
 TEST_CASE("pretrain: corrupt newest checkpoint falls back; none valid exits 2", "[train][checkpoint]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
