@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
     --master-port|--master_port) [ $# -ge 2 ] || usage "$1 needs a value"; int_arg "$1" "$2"; PORT=$2; shift 2 ;;
     --grace) [ $# -ge 2 ] || usage "$1 needs a value"; int_arg "$1" "$2"; GRACE=$2; shift 2 ;;
     --) shift; break ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage "unknown argument '$1'" ;;
   esac
 done

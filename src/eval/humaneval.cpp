@@ -49,6 +49,12 @@ std::string field(const nlohmann::ordered_json& j, const char* key, const std::s
 }  // namespace
 
 std::vector<Problem> load_problems(const std::string& path) {
+  if (!std::filesystem::exists(path))
+    throw UsageError("eval.problems: '" + path + "' not found" +
+                     (std::filesystem::path(path).is_relative()
+                          ? " (relative to " + std::filesystem::current_path().string() +
+                                "; run from the repository root or pass --problems FILE)"
+                          : std::string()));
   std::vector<Problem> out;
   std::set<std::string> seen;
   for_each_jsonl(path, [&](int64_t ln, const nlohmann::ordered_json& j) {

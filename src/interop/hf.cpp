@@ -245,7 +245,7 @@ namespace {
 
 cli::Registrar export_cmd(
     {"export", "hf", "write a checkpoint as a Hugging Face GPT-2 folder (config.json + model.safetensors)",
-     {{"checkpoint", true, "checkpoint folder to export"}, {"out", true, "output folder"}}, false,
+     {{"checkpoint", true, "checkpoint folder, run dir (its newest checkpoint) or checkpoints/latest"}, {"out", true, "output folder"}}, false,
      [](cli::Invocation& inv) {
        auto out = inv.require("out");
        export_hf(inv.require("checkpoint"), out);

@@ -402,7 +402,7 @@ class SpmLogWatcher {
 void train_tokenizer(const Config& cfg, const std::string& out_model_path) {
   const auto& tc = cfg.tokenizer;
   std::vector<std::string> inputs = tc.input.empty() ? cfg.data.input : tc.input;
-  if (inputs.empty()) throw UsageError("tokenizer train: tokenizer.input is empty (list dirs, .py or .jsonl files)");
+  if (inputs.empty()) throw UsageError("tokenizer train: no input: set tokenizer.input (or data.input) to dirs, .py or .jsonl files");
   auto docs = sample_documents(cfg, inputs);
   // Chunks of ~2 KB keep sentences well under max_sentence_length while letting most
   // newline + indentation pairs fall inside one sentence.

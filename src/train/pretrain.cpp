@@ -59,6 +59,9 @@ int run_pretrain(cli::Invocation& inv) {
   if (resume_from) {
     load_weights(*resume_from, model);
   } else if (!tc.init_from.empty()) {
+    if (fs::exists(fs::path(tc.init_from) / "model.safetensors") && !fs::exists(fs::path(tc.init_from) / "MANIFEST.json"))
+      throw UsageError("train.init_from: '" + tc.init_from + "' is a Hugging Face folder; convert it first with "
+                       "`codex-train import hf --in " + tc.init_from + " --out DIR` and pass DIR");
     LoadedModel init = load_model(tc.init_from);
     load_weights(init.dir, model);
     spdlog::info("init_from: weights of {} (step {}), fresh optimizer", init.dir, init.step);
