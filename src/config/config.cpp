@@ -232,7 +232,8 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
         auto one = [&](const YAML::Node& e) {
           if (!e.IsScalar()) bad();
           double d = e.as<double>();
-          if (d != std::floor(d) || d < 1) bad();
+          if (d != std::floor(d)) bad();
+          if (d < 1) throw UsageError(at + f.key + ": every value must be a positive integer, got " + e.as<std::string>());
           v->push_back(static_cast<int64_t>(d));
         };
         if (n.IsScalar()) {

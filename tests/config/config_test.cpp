@@ -84,6 +84,8 @@ TEST_CASE("config: wrong types and ranges name file and line", "[config]") {
   REQUIRE(msg.find("out of range") != std::string::npos);
   REQUIRE(error_of("", {"model.n_layer=1.5"}).find("expected an integer") != std::string::npos);
   REQUIRE(error_of("", {"resume=maybe"}).find("true or false") != std::string::npos);
+  REQUIRE(error_of("", {"eval.k=1,0"}).find("positive integer, got 0") != std::string::npos);
+  REQUIRE(error_of("", {"eval.k=1.5"}).find("list of integers") != std::string::npos);
   REQUIRE(error_of("", {"dist.backend=mpi"}).find("not one of") != std::string::npos);
   REQUIRE(error_of("", {"model.n_embd=65", "model.n_head=2"}).find("divisible") != std::string::npos);
   write_text(t / "c.yaml", "model: [1, 2\n");
