@@ -2,8 +2,10 @@
 
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
+#include <signal.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -198,6 +200,39 @@ void MetricsLog::write(const json& line) {
 
 // ---- the loop -------------------------------------------------------------------------------
 
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// SIGINT / SIGTERM during the loop ask for a graceful stop (finish the step, checkpoint, exit);
+// the handler is one-shot (SA_RESETHAND), so a second signal acts as usual. A signal the process
+// inherited as ignored (nohup, `cmd &` in a script) stays ignored.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; ++i) {
+      ::sigaction(kSignals[i], nullptr, &old_[i]);
+      if (old_[i].sa_handler != SIG_IGN) ::sigaction(kSignals[i], &sa, nullptr);
+    }
+  }
+  ~StopSignals() {
+    for (int i = 0; i < 2; ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+  }
+
+ private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  struct sigaction old_[2];
+};
+
+}  // namespace
+
 LoopResult run_train_loop(LoopSpec& s) {
   TORCH_CHECK(s.cfg && s.model && s.opt && s.dist && s.micro_loss, "run_train_loop: incomplete LoopSpec");
   const TrainConfig& tc = s.cfg->train;
@@ -210,6 +245,7 @@ LoopResult run_train_loop(LoopSpec& s) {
   const auto t_start = clock::now();
 
   s.model->train();
+  StopSignals stop_signals;
   for (int64_t step = s.start_step + 1; step <= s.max_steps; ++step) {
     const auto t0 = clock::now();
     const double lr = lr_at(s.cfg->optim, step, s.max_steps);
@@ -268,7 +304,15 @@ LoopResult run_train_loop(LoopSpec& s) {
       }
       if (ev.count("val_loss")) r.last_val_loss = ev["val_loss"];
     }
-    if (s.save && ((tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) || step == s.max_steps)) s.save(step);
+    const bool saved = (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) || step == s.max_steps;
+    if (s.save && saved) s.save(step);
+    // Every rank stops at the same step when any one was signalled (the launcher signals all).
+    const double signalled = s.dist->all_reduce_mean(g_stop_signal != 0 ? 1.0 : 0.0);
+    if (signalled > 0 && step < s.max_steps) {
+      if (s.save && !saved) s.save(step);
+      r.stopped_by_signal = g_stop_signal != 0 ? static_cast<int>(g_stop_signal) : -1;
+      break;
+    }
   }
   r.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   const int64_t steps = r.steps_done > s.start_step ? r.steps_done - s.start_step : 0;

@@ -124,12 +124,15 @@ struct LoopSpec {
 
 struct LoopResult {
   int64_t steps_done = 0;
+  int stopped_by_signal = 0;  // SIGINT / SIGTERM (-1: a peer rank's) stopped the loop after steps_done
   double first_loss = 0, last_loss = 0, last_val_loss = -1;
   double seconds = 0, tokens_per_s = 0;
 };
 
 // Runs steps start_step+1 .. max_steps. A non-finite loss or gradient norm throws RunError
 // before the optimizer step, so nothing from that step is applied, logged as done or saved.
+// SIGINT / SIGTERM stop it gracefully after the current step, which is then checkpointed
+// (`stopped_by_signal`); a second signal has its usual effect.
 LoopResult run_train_loop(LoopSpec& spec);
 
 // Peak resident set size of this process (MB), from /proc/self/status.

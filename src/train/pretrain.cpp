@@ -1,6 +1,7 @@
 // `codex-train pretrain`: trains the GPT (M0) on a prepared token folder.
 //   setup (threads, device, processes) -> data -> model (fresh, init_from or resume) -> optimizer
 //   -> loop (shared with the other trainers, train/loop.h) -> final checkpoint + summary.
+#include <cstring>
 #include <iostream>
 
 #include "checkpoint/checkpoint.h"
@@ -133,6 +134,12 @@ int run_pretrain(cli::Invocation& inv) {
   spec.metrics = metrics.get();
   if (tb) spec.scalar = [&](const std::string& tag, int64_t step, double v) { tb->add_scalar(tag, step, v); };
   LoopResult r = run_train_loop(spec);
+  if (r.stopped_by_signal != 0) {
+    const std::string by = r.stopped_by_signal > 0 ? strsignal(r.stopped_by_signal) : std::string("a peer rank's signal");
+    throw RunError("interrupted (" + by + ") after step " + std::to_string(r.steps_done) + "; checkpoint " +
+                   (last_ckpt.empty() ? std::string("(rank 0 wrote it)") : last_ckpt) +
+                   " written; continue with resume=true");
+  }
 
   // -- summary --------------------------------------------------------------------------------
   if (dist->is_main()) {

@@ -180,3 +180,41 @@ TEST_CASE("dist train: a rank killed mid-run stops the job, nothing left behind"
   REQUIRE(secs < 60);
   REQUIRE(!process_running((t / "run").string()));
 }
+
+TEST_CASE("dist train: SIGTERM to one rank stops every rank at the same step with a checkpoint", "[dist][checkpoint]") {
+  TempDir t;
+  write_prepared_folder(t / "data");
+  const std::string data = (t / "data").string();
+  const std::string steps = " train.max_steps=300 train.log_every=1 train.eval_every=0 train.checkpoint_every=0"
+                            " dist.timeout_s=30";
+  auto full = launch(2, tiny_run_args(data, (t / "full").string()) + steps);
+  REQUIRE(full.code == 0);
+  // Rank 1 sends itself SIGTERM once rank 0 has logged 5 steps; rank 0 is never signalled.
+  const std::string run = (t / "run").string();
+  const std::string metrics_file = run + "/metrics.jsonl";
+  const std::string cmd =
+      shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh") + " --nproc-per-node 2 --grace 5 --master-port " +
+      std::to_string(pick_port()) + " -- bash -c " +
+      shell_quote("if [ $RANK = 1 ]; then (while [ \"$(cat " + shell_quote(metrics_file) +
+                  " 2>/dev/null | wc -l)\" -lt 5 ]; do sleep 0.02; done; kill -TERM $$) & fi; exec " +
+                  shell_quote(CODEX_BINARY) + " " + tiny_run_args(data, run) + steps);
+  auto r = run_shell(cmd);
+  INFO(r.err);
+  REQUIRE(r.code != 0);
+  REQUIRE(r.err.find("a peer rank's signal") != std::string::npos);  // rank 0 stopped because rank 1 did
+  const int64_t at = metrics(t / "run").back()["step"];
+  REQUIRE(at < 300);
+  char want[32];
+  std::snprintf(want, sizeof want, "step_%08lld\n", static_cast<long long>(at));
+  REQUIRE(read_text(t / "run" / "checkpoints" / "latest") == want);
+  REQUIRE(!process_running(run));
+  // Resumed with 2 ranks, the run ends exactly as the uninterrupted one.
+  auto res = launch(2, tiny_run_args(data, run) + steps + " resume=true");
+  INFO(res.err);
+  REQUIRE(res.code == 0);
+  auto strip = [](std::vector<nlohmann::json> v) {
+    for (auto& j : v) j.erase("tokens_per_s");
+    return v;
+  };
+  REQUIRE(strip(metrics(t / "full")) == strip(metrics(t / "run")));
+}

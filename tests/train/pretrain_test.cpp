@@ -1,3 +1,6 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <csignal>
@@ -105,6 +108,54 @@ TEST_CASE("pretrain: killed with SIGKILL, a resumed run reaches the same final l
   REQUIRE(fs::exists(run / "checkpoints" / "latest"));
   const int64_t killed_at = metrics_of(run).back()["step"];
   REQUIRE(killed_at < 300);  // it really was interrupted
+
+  auto res = run_cli(codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " resume=true");
+  INFO(res.err);
+  REQUIRE(res.code == 0);
+  REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
+}
+
+TEST_CASE("pretrain: SIGTERM checkpoints the current step and exits 1; resume=true finishes it identically",
+          "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string args = " train.max_steps=400 train.log_every=1 train.eval_every=0 train.checkpoint_every=0";
+  auto full = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "full").string()) + args);
+  REQUIRE(full.code == 0);
+
+  const fs::path run = t / "stopped";
+  const std::string cmd = "exec " + std::string(CODEX_BINARY) + " " +
+                          codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " >" +
+                          (t / "out.txt").string() + " 2>" + (t / "err.txt").string();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until it is training (a few metrics lines), then ask it to stop.
+  for (int i = 0; i < 6000 && (!fs::exists(run / "metrics.jsonl") || metrics_of(run).size() < 5); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 3000 && (done = ::waitpid(pid, &status, WNOHANG)) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  REQUIRE(done == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 1);
+  const std::string err = read_text(t / "err.txt");
+  INFO(err);
+  REQUIRE(err.find("interrupted") != std::string::npos);
+  REQUIRE(err.find("resume=true") != std::string::npos);
+  const int64_t stopped_at = metrics_of(run).back()["step"];
+  REQUIRE(stopped_at < 400);
+  // checkpoint_every=0: the only checkpoint is the one the signal made, at the last finished step.
+  REQUIRE(read_text(run / "checkpoints" / "latest") == fmt::format("step_{:08d}\n", stopped_at));
 
   auto res = run_cli(codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " resume=true");
   INFO(res.err);
