@@ -303,19 +303,27 @@ void Zero1::step(torch::optim::Optimizer& opt) {
   opt.step();
   for (size_t i = 0; i < params_.size(); ++i)
     if (owner_[i] != dist_->rank()) params_[i].mutable_grad() = stash[i];
+  // One all-gather: every rank contributes its updated parameters, packed and padded to the
+  // largest share, and unpacks everyone else's.
   torch::NoGradGuard ng;
-  for (int r = 0; r < dist_->world_size(); ++r) {
-    auto idx = owned_by(r);
-    if (idx.empty()) continue;
-    std::vector<torch::Tensor> parts;
-    for (size_t i : idx) parts.push_back(params_[i].detach().reshape(-1));
-    auto flat = torch::cat(parts);
-    dist_->broadcast(flat, r);
+  const int W = dist_->world_size();
+  int64_t widest = 0;
+  for (int r = 0; r < W; ++r) widest = std::max(widest, owned_numel(r));
+  if (widest == 0) return;
+  auto mine = torch::zeros({widest}, params_[0].options());
+  int64_t off = 0;
+  for (size_t i : owned_by(dist_->rank())) {
+    const int64_t n = params_[i].numel();
+    mine.slice(0, off, off + n).copy_(params_[i].detach().reshape(-1));
+    off += n;
+  }
+  auto all = dist_->all_gather(mine);  // (W, widest)
+  for (int r = 0; r < W; ++r) {
     if (r == dist_->rank()) continue;
-    int64_t off = 0;
-    for (size_t i : idx) {
+    off = 0;
+    for (size_t i : owned_by(r)) {
       const int64_t n = params_[i].numel();
-      params_[i].detach().copy_(flat.slice(0, off, off + n).view_as(params_[i]));
+      params_[i].detach().copy_(all[r].slice(0, off, off + n).view_as(params_[i]));
       off += n;
     }
   }

@@ -86,8 +86,8 @@ class GradSync {
 
 // ZeRO stage 1 at parameter granularity (as PyTorch's ZeroRedundancyOptimizer): each parameter
 // tensor is owned by one rank (greedy balance of element counts); a rank keeps AdamW state only
-// for what it owns, steps only that, then every owner broadcasts its updated parameters in one
-// flat buffer. Gradients are still all-reduced by GradSync (Gloo in LibTorch 1.13 has no
+// for what it owns, steps only that, then one all-gather of every rank's updated parameters
+// (packed, padded to the largest share) brings every rank up to date. Gradients are still all-reduced by GradSync (Gloo in LibTorch 1.13 has no
 // reduce-scatter), so this saves optimizer memory (2 x params x (W-1)/W floats per rank), not
 // traffic. Results equal plain data parallelism bit for bit: the same AdamW math per parameter.
 class Zero1 {
