@@ -5,9 +5,11 @@
 #       [--grace S] -- build/codex-train pretrain --config ...
 #
 # Each rank gets RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK NODE_RANK MASTER_ADDR
-# MASTER_PORT, as torchrun sets them. Output lines are prefixed "[rank R]". SIGINT/SIGTERM are
-# forwarded to every rank. When a rank exits non-zero, the others get SIGTERM (then SIGKILL after
-# --grace seconds) and the launcher exits with that rank's status; no rank is left behind.
+# MASTER_PORT, as torchrun sets them. Output lines are prefixed "[rank R]". A first SIGINT/SIGTERM
+# is forwarded (as SIGTERM) to every rank and the launcher waits for them: codex-train finishes
+# its step and checkpoints it; a second signal SIGKILLs every rank. When a rank exits non-zero
+# on its own, the others get SIGTERM (then SIGKILL after --grace seconds) and the launcher exits
+# with that rank's status; no rank is left behind.
 set -uo pipefail
 
 usage() { echo "launch.sh: $1 (usage: launch.sh --nproc-per-node N [--nnodes M --node-rank R --master-addr H --master-port P] -- command...)" >&2; exit 2; }
@@ -48,18 +50,37 @@ reap() {  # TERM, wait up to GRACE seconds, then KILL whatever is left
     sleep 0.1
   done
   stop_all KILL
-  wait 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
 }
-on_signal() { echo "launch.sh: got $1, stopping all ranks" >&2; reap; exit $2; }
+STOPPING=""  # set by a first signal: the exit status to end with (130 / 143)
+on_signal() {
+  if [ -n "$STOPPING" ]; then
+    echo "launch.sh: got $1 again, killing all ranks" >&2
+    stop_all KILL
+    wait "${pids[@]}" 2>/dev/null
+    exit "$2"
+  fi
+  STOPPING=$2
+  echo "launch.sh: got $1, asking all ranks to stop (a second signal kills them)" >&2
+  stop_all TERM
+}
 trap 'on_signal SIGINT 130' INT
 trap 'on_signal SIGTERM 143' TERM
 
+# Output prefixers read each rank's stdout/stderr through FIFOs; they are our own children, so we
+# can wait for them to drain before exiting.
+FIFOS=$(mktemp -d "${TMPDIR:-/tmp}/launch.XXXXXX")
+trap 'rm -rf "$FIFOS"' EXIT
+seds=()
 for ((lr = 0; lr < NPROC; lr++)); do
   r=$((NODE_RANK * NPROC + lr))
+  mkfifo "$FIFOS/out$r" "$FIFOS/err$r"
+  sed -u "s/^/[rank $r] /" < "$FIFOS/out$r" & seds+=($!)
+  sed -u "s/^/[rank $r] /" < "$FIFOS/err$r" >&2 & seds+=($!)
   # setsid: each rank leads its own process group, so stopping it also stops its children.
   RANK=$r WORLD_SIZE=$WORLD LOCAL_RANK=$lr LOCAL_WORLD_SIZE=$NPROC GROUP_RANK=$NODE_RANK \
   NODE_RANK=$NODE_RANK MASTER_ADDR=$ADDR MASTER_PORT=$PORT \
-    setsid "$@" > >(sed -u "s/^/[rank $r] /") 2> >(sed -u "s/^/[rank $r] /" >&2) &
+    setsid "$@" > "$FIFOS/out$r" 2> "$FIFOS/err$r" &
   pids+=($!)
 done
 
@@ -69,9 +90,9 @@ while [ ${#live[@]} -gt 0 ]; do
   done_pid=""
   wait -n -p done_pid "${live[@]}"
   rc=$?
-  [ -n "$done_pid" ] || continue   # interrupted by a trapped signal
+  [ -n "${done_pid:-}" ] || continue   # interrupted by a trapped signal
   next=(); for p in "${live[@]}"; do [ "$p" = "$done_pid" ] || next+=("$p"); done; live=("${next[@]}")
-  if [ $rc -ne 0 ]; then
+  if [ $rc -ne 0 ] && [ -z "$STOPPING" ]; then
     for ((i = 0; i < ${#pids[@]}; i++)); do [ "${pids[$i]}" = "$done_pid" ] && bad=$((NODE_RANK * NPROC + i)); done
     echo "launch.sh: rank ${bad:-?} exited with status $rc; stopping the other ranks" >&2
     status=$rc
@@ -79,8 +100,15 @@ while [ ${#live[@]} -gt 0 ]; do
     break
   fi
 done
-wait 2>/dev/null
-# The "[rank R]" prefixers are process substitutions: let them drain before we exit, so callers
-# that read our output after we end see every line (bounded: 5 s).
-for _ in $(seq 50); do pgrep -P $$ -x sed >/dev/null || break; sleep 0.1; done
+stop_all KILL  # whatever a finished rank left running in its process group
+wait "${pids[@]}" 2>/dev/null
+# Let the prefixers drain before we exit, so callers that read our output after we end see
+# every line (bounded: 5 s, in case something outside the ranks' groups holds a FIFO open).
+for _ in $(seq 50); do
+  alive=0
+  for p in "${seds[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
+  sleep 0.1
+done
+[ -n "$STOPPING" ] && exit "$STOPPING"
 exit $status

@@ -280,6 +280,7 @@ LoadedModel load_model(const std::string& dir, torch::Device device) {
   fs::path d(dir);
   std::string ck;
   if (!fs::exists(d)) throw UsageError("'" + dir + "': does not exist");
+  d = fs::weakly_canonical(fs::absolute(d));  // ".", "../step_N", "latest" from inside checkpoints/
   // <run>/checkpoints/latest (a file naming the newest checkpoint) stands for its run.
   if (fs::is_regular_file(d) && d.filename() == "latest" && d.parent_path().filename() == "checkpoints")
     d = d.parent_path().parent_path();

@@ -62,6 +62,7 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get_in) {
 std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, const torch::Device& device) {
   std::shared_ptr<Dist> d(new Dist());
   d->env_ = env;
+  d->device_ = device;
   d->timeout_ = std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s * 1000));
   if (env.world_size == 1) return d;
 
@@ -428,7 +429,8 @@ class C10dContext : public DistContext {
     sync_->finish();
   }
   double all_reduce_mean(double v) override {
-    auto t = torch::tensor({v}, torch::kFloat64);
+    // On the group's device: NCCL takes CUDA tensors only.
+    auto t = torch::tensor({v}, torch::kFloat64).to(dist_->device());
     dist_->all_reduce_sum(t);
     return t.item<double>() / world_size();
   }

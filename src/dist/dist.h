@@ -43,6 +43,7 @@ class Dist {
   int local_rank() const { return env_.local_rank; }
   bool is_main() const { return env_.rank == 0; }
   const std::string& backend() const { return backend_; }
+  const torch::Device& device() const { return device_; }  // where collectives' tensors live
 
   void barrier();
   void all_reduce_sum(torch::Tensor& t);
@@ -55,6 +56,7 @@ class Dist {
  private:
   Dist() = default;
   DistEnv env_;
+  torch::Device device_{torch::kCPU};
   std::string backend_ = "none";
   std::chrono::milliseconds timeout_{120000};
   c10::intrusive_ptr<c10d::Store> store_;

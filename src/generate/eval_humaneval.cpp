@@ -50,8 +50,7 @@ int run_humaneval(Invocation& inv) {
 
   // Outputs go to this invocation's run.dir when given, else beside the checkpoint: the run folder
   // holding it (<run>/checkpoints/step_N), or the checkpoint folder itself (e.g. `import hf`).
-  fs::path ck_dir = fs::path(lm.dir).lexically_normal();
-  if (ck_dir.filename().empty()) ck_dir = ck_dir.parent_path();
+  const fs::path ck_dir = fs::weakly_canonical(fs::absolute(lm.dir));
   const fs::path run_dir = cfg.explicitly_set.count("run.dir") ? fs::path(cfg.run.dir)
                            : ck_dir.parent_path().filename() == "checkpoints" ? ck_dir.parent_path().parent_path()
                                                                               : ck_dir;

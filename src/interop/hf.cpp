@@ -216,7 +216,9 @@ void export_hf(const std::string& checkpoint_dir, const std::string& out_dir) {
 
 void import_hf(const std::string& in_dir, const std::string& out_dir, const std::string& tokenizer) {
   if (!fs::is_directory(in_dir)) throw UsageError(in_dir + ": not a folder (expected config.json + model.safetensors)");
-  make_output_dir(out_dir, "--out");
+  // The checkpoint folder is written whole (replacing what is there): never over other files.
+  if (fs::exists(out_dir) && !(fs::is_directory(out_dir) && fs::is_empty(out_dir)))
+    throw UsageError("--out '" + out_dir + "': exists and is not an empty folder; choose a new one");
   std::string tok = tokenizer;
   if (tok.empty()) {
     auto own = fs::path(in_dir) / "tokenizer.model";

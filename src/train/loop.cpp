@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -202,33 +203,60 @@ void MetricsLog::write(const json& line) {
 
 namespace {
 
-volatile std::sig_atomic_t g_stop_signal = 0;
+std::atomic<int> g_stop_signal{0};  // lock-free: safe to store from a signal handler
+static_assert(std::atomic<int>::is_always_lock_free);
 
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+std::atomic<bool> g_caught_int{false}, g_caught_term{false};  // which ones on_stop_signal handles
+
+// First SIGINT/SIGTERM: remember it, and let the next one of either act as usual.
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) return;
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  if (g_caught_int) ::sigaction(SIGINT, &dfl, nullptr);
+  if (g_caught_term) ::sigaction(SIGTERM, &dfl, nullptr);
+}
+
+// After a stop was requested and the loop has ended: keep swallowing SIGINT/SIGTERM while the
+// process winds down (a launcher signals the remaining ranks when the first one exits).
+extern "C" void swallow_signal(int) {}
+
+void set_handler(int sig, void (*fn)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = fn;
+  sa.sa_flags = SA_RESTART;  // interrupted writes (log pipes) and waits resume
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(sig, &sa, nullptr);
+}
 
 // SIGINT / SIGTERM during the loop ask for a graceful stop (finish the step, checkpoint, exit);
-// the handler is one-shot (SA_RESETHAND), so a second signal acts as usual. A signal the process
-// inherited as ignored (nohup, `cmd &` in a script) stays ignored.
+// a second signal acts as usual. A signal the process inherited as ignored (`cmd &` in a
+// non-interactive shell ignores SIGINT) stays ignored.
 class StopSignals {
  public:
   StopSignals() {
     g_stop_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 2; ++i) {
       ::sigaction(kSignals[i], nullptr, &old_[i]);
-      if (old_[i].sa_handler != SIG_IGN) ::sigaction(kSignals[i], &sa, nullptr);
+      const bool catch_it = old_[i].sa_handler != SIG_IGN;
+      (kSignals[i] == SIGINT ? g_caught_int : g_caught_term) = catch_it;
+      if (catch_it) set_handler(kSignals[i], on_stop_signal);
     }
   }
   ~StopSignals() {
-    for (int i = 0; i < 2; ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+    for (int i = 0; i < 2; ++i) {
+      if (old_[i].sa_handler == SIG_IGN) continue;
+      if (stopping_) set_handler(kSignals[i], swallow_signal);
+      else ::sigaction(kSignals[i], &old_[i], nullptr);
+    }
   }
+  void stopping() { stopping_ = true; }  // the loop stops because of a signal (here or on a peer)
 
  private:
   static constexpr int kSignals[2] = {SIGINT, SIGTERM};
   struct sigaction old_[2];
+  bool stopping_ = false;
 };
 
 }  // namespace
@@ -310,6 +338,7 @@ LoopResult run_train_loop(LoopSpec& s) {
     const double signalled = s.dist->all_reduce_mean(g_stop_signal != 0 ? 1.0 : 0.0);
     if (signalled > 0 && step < s.max_steps) {
       if (s.save && !saved) s.save(step);
+      stop_signals.stopping();
       r.stopped_by_signal = g_stop_signal != 0 ? static_cast<int>(g_stop_signal) : -1;
       break;
     }

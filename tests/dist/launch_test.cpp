@@ -34,6 +34,24 @@ TEST_CASE("launch.sh forwards SIGTERM to every rank", "[dist][launch]") {
   REQUIRE(!codex::test::process_running("sleep 4343"));
 }
 
+TEST_CASE("launch.sh waits for ranks that stop slowly; a second signal kills them", "[dist][launch]") {
+  // Ranks take 2 s to stop after SIGTERM (a checkpoint being written): the launcher waits for them.
+  auto slow = run_shell("(" + launcher() + " --nproc-per-node 2 --grace 1 -- bash -c "
+                        "'trap \"sleep 2; echo saved-$RANK; exit 1\" TERM; sleep 4444 & wait') & L=$!; sleep 1; "
+                        "kill -TERM $L; wait $L");
+  REQUIRE(slow.code == 143);
+  REQUIRE(slow.out.find("saved-0") != std::string::npos);
+  REQUIRE(slow.out.find("saved-1") != std::string::npos);
+  REQUIRE(!codex::test::process_running("sleep 4444"));
+  // Ranks that ignore SIGTERM: the second signal kills them.
+  auto stuck = run_shell("(" + launcher() + " --nproc-per-node 2 -- bash -c "
+                         "'trap \"\" TERM; exec sleep 4545') & L=$!; sleep 1; kill -TERM $L; sleep 0.5; "
+                         "kill -TERM $L; wait $L");
+  REQUIRE(stuck.code == 143);
+  REQUIRE(stuck.err.find("again, killing all ranks") != std::string::npos);
+  REQUIRE(!codex::test::process_running("sleep 4545"));
+}
+
 TEST_CASE("launch.sh rejects bad arguments with exit 2", "[dist][launch]") {
   REQUIRE(run_shell(launcher() + " -- true").code == 2);
   REQUIRE(run_shell(launcher() + " --nproc-per-node x -- true").code == 2);

@@ -500,4 +500,12 @@ TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]
   REQUIRE(r2.code == 0);
   CHECK(std::filesystem::exists(t / "eot" / "humaneval" / "t0.2_n1_pass_at_k.json"));
   CHECK(!std::filesystem::exists(t / "run"));
+  // A checkpoint inside a run (<run>/checkpoints/step_N, given with a trailing slash): the run.
+  save_model_checkpoint((t / "r" / "checkpoints" / "step_00000005").string(), m, cfg, tok_path);
+  auto r3 = test::run_cli("eval humaneval --checkpoint " +
+                          test::shell_quote((t / "r" / "checkpoints" / "step_00000005").string() + "/") +
+                          " --problems " + test::shell_quote((t / "problems.jsonl").string()) + " --n 1 --k 1");
+  INFO(r3.err);
+  REQUIRE(r3.code == 0);
+  CHECK(std::filesystem::exists(t / "r" / "humaneval" / "t0.2_n1_pass_at_k.json"));
 }

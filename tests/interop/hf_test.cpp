@@ -185,6 +185,15 @@ TEST_CASE("import hf / export hf: bad input exits 2 with one line naming it", "[
   expect2(import_from(t / "nowhere", " --tokenizer " + q(tok)), "nowhere");
   expect2(import_from(golden_dir()), "--tokenizer");
   expect2(import_from(golden_dir(), " --tokenizer " + q((t / "no.model").string())), "no.model");
+  expect2(import_from(t / "nowhere"), "not a folder");  // a missing --in, not a missing tokenizer
+  // --out is never written over other files (it would be replaced whole).
+  test::write_text(t / "busy" / "keep.txt", "precious");
+  expect2(test::run_cli("import hf --in " + q(golden_dir()) + " --out " + q((t / "busy").string()) + " --tokenizer " +
+                        q(tok)),
+          "not an empty folder");
+  REQUIRE(test::read_text(t / "busy" / "keep.txt") == "precious");
+  expect2(test::run_cli("export hf --checkpoint " + q((t / "nowhere").string()) + " --out " + q((t / "o").string())),
+          "does not exist");
 
   auto copy_golden = [&](const std::string& name) {
     fs::create_directories(t / name);

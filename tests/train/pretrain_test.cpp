@@ -115,7 +115,7 @@ TEST_CASE("pretrain: killed with SIGKILL, a resumed run reaches the same final l
   REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
 }
 
-TEST_CASE("pretrain: SIGTERM checkpoints the current step and exits 1; resume=true finishes it identically",
+TEST_CASE("pretrain: SIGTERM / SIGINT checkpoint the current step and exit 1; resume=true finishes identically",
           "[train][checkpoint]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
@@ -123,7 +123,8 @@ TEST_CASE("pretrain: SIGTERM checkpoints the current step and exits 1; resume=tr
   auto full = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "full").string()) + args);
   REQUIRE(full.code == 0);
 
-  const fs::path run = t / "stopped";
+  const int sig = GENERATE(SIGTERM, SIGINT);
+  const fs::path run = t / ("stopped-" + std::to_string(sig));
   const std::string cmd = "exec " + std::string(CODEX_BINARY) + " " +
                           codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " >" +
                           (t / "out.txt").string() + " 2>" + (t / "err.txt").string();
@@ -136,7 +137,7 @@ TEST_CASE("pretrain: SIGTERM checkpoints the current step and exits 1; resume=tr
   // Wait until it is training (a few metrics lines), then ask it to stop.
   for (int i = 0; i < 6000 && (!fs::exists(run / "metrics.jsonl") || metrics_of(run).size() < 5); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ::kill(pid, SIGTERM);
+  ::kill(pid, sig);
   int status = 0;
   pid_t done = 0;
   for (int i = 0; i < 3000 && (done = ::waitpid(pid, &status, WNOHANG)) == 0; ++i)
