@@ -115,19 +115,32 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
+std::string leaf_of(const std::string& key) {
+  auto dot = key.rfind('.');
+  return dot == std::string::npos ? key : key.substr(dot + 1);
+}
+
 std::string nearest_key(const std::string& key) {
   Config tmp;
   std::string best;
   size_t bd = SIZE_MAX;
+  const std::string leaf = leaf_of(key);
   for (auto& f : fields(tmp)) {
-    // compare both the full key and the last component, so "lr" suggests "optim.lr"
+    // The full key, and the last components against each other (+1 for the other section):
+    // "lr" and "train.lr" both find "optim.lr", "eval.temp" finds "eval.temperature" via prefix.
     size_t d = edit_distance(key, f.key);
-    auto dot = f.key.rfind('.');
-    if (dot != std::string::npos) d = std::min(d, edit_distance(key, f.key.substr(dot + 1)) + 1);
+    const std::string fleaf = leaf_of(f.key);
+    d = std::min(d, edit_distance(leaf, fleaf) + (key.substr(0, key.size() - leaf.size()) ==
+                                                          f.key.substr(0, f.key.size() - fleaf.size())
+                                                      ? 0
+                                                      : 1));
+    const bool same_section = key.size() - leaf.size() == f.key.size() - fleaf.size() &&
+                              key.compare(0, key.size() - leaf.size(), f.key, 0, f.key.size() - fleaf.size()) == 0;
+    if (leaf.size() >= 3 && fleaf.rfind(leaf, 0) == 0) d = std::min<size_t>(d, same_section ? 1 : 2);  // a prefix
     if (d < bd) bd = d, best = f.key;
   }
   // A suggestion only when it is close: "foo" is not a typo of anything.
-  return bd <= std::max<size_t>(2, key.size() / 3) ? best : std::string();
+  return bd <= std::max<size_t>(2, leaf.size() / 3) ? best : std::string();
 }
 
 // "did you mean 'optim.lr'?" or, with nothing close, the sections there are; `optim` alone is a
@@ -140,6 +153,10 @@ std::string suggestion(const std::string& key) {
     if (dot != std::string::npos) sections.insert(f.key.substr(0, dot));
   }
   if (sections.count(key)) return "'" + key + "' is a section: set one of its keys, e.g. " + key + ".<name>";
+  if (key.find('.') == std::string::npos)
+    for (auto& s : sections)
+      if (key.rfind(s, 0) == 0 || edit_distance(key, s) <= key.size() / 3)
+        return "did you mean the section '" + s + "'?";
   std::string near = nearest_key(key);
   if (!near.empty()) return "did you mean '" + near + "'?";
   std::string list;
@@ -232,8 +249,9 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
         auto one = [&](const YAML::Node& e) {
           if (!e.IsScalar()) bad();
           double d = e.as<double>();
-          if (d != std::floor(d)) bad();
-          if (d < 1) throw UsageError(at + f.key + ": every value must be a positive integer, got " + e.as<std::string>());
+          if (!std::isfinite(d) || d != std::floor(d)) bad();
+          if (d < 1 || d > 1e6)
+            throw UsageError(at + f.key + ": every value must be an integer in [1, 1000000], got " + e.as<std::string>());
           v->push_back(static_cast<int64_t>(d));
         };
         if (n.IsScalar()) {

@@ -56,10 +56,15 @@ TEST_CASE("config: unknown keys suggest the nearest valid key", "[config]") {
   REQUIRE(msg.find("sections") != std::string::npos);
   REQUIRE(msg.find("optim") != std::string::npos);
   REQUIRE(error_of("", {"optim=3"}).find("'optim' is a section") != std::string::npos);
+  // The right name in the wrong section, a prefix, a misspelt section.
+  REQUIRE(error_of("", {"train.lr=1"}).find("'optim.lr'") != std::string::npos);
+  REQUIRE(error_of("", {"eval.temp=1"}).find("'eval.temperature'") != std::string::npos);
+  write_text(t / "s.yaml", "optimizer:\n  lr: 1\n");
+  REQUIRE(error_of((t / "s.yaml").string(), {}).find("the section 'optim'") != std::string::npos);
 }
 
 TEST_CASE("config: config_to_yaml writes the shortest round-tripping numbers", "[config]") {
-  Config c = load_config("", {"optim.beta2=0.95", "optim.eps=1e-8"});
+  Config c = load_config("", {"optim.beta2=0.95", "optim.eps=1e-8", "optim.lr=1", "model.dropout=0.1234567890123"});
   const std::string y = config_to_yaml(c);
   REQUIRE(y.find("weight_decay: 0.1\n") != std::string::npos);
   REQUIRE(y.find("beta2: 0.95\n") != std::string::npos);
@@ -69,6 +74,8 @@ TEST_CASE("config: config_to_yaml writes the shortest round-tripping numbers", "
   REQUIRE(back.optim.beta2 == c.optim.beta2);
   REQUIRE(back.optim.eps == c.optim.eps);
   REQUIRE(back.optim.weight_decay == c.optim.weight_decay);
+  REQUIRE(back.optim.lr == 1.0);
+  REQUIRE(back.model.dropout == c.model.dropout);
   REQUIRE(config_to_yaml(back) == y);
 }
 
@@ -84,7 +91,9 @@ TEST_CASE("config: wrong types and ranges name file and line", "[config]") {
   REQUIRE(msg.find("out of range") != std::string::npos);
   REQUIRE(error_of("", {"model.n_layer=1.5"}).find("expected an integer") != std::string::npos);
   REQUIRE(error_of("", {"resume=maybe"}).find("true or false") != std::string::npos);
-  REQUIRE(error_of("", {"eval.k=1,0"}).find("positive integer, got 0") != std::string::npos);
+  REQUIRE(error_of("", {"eval.k=1,0"}).find("in [1, 1000000], got 0") != std::string::npos);
+  REQUIRE(error_of("", {"eval.k=1e300"}).find("in [1, 1000000]") != std::string::npos);
+  REQUIRE(error_of("", {"eval.k=.inf"}).find("list of integers") != std::string::npos);
   REQUIRE(error_of("", {"eval.k=1.5"}).find("list of integers") != std::string::npos);
   REQUIRE(error_of("", {"dist.backend=mpi"}).find("not one of") != std::string::npos);
   REQUIRE(error_of("", {"model.n_embd=65", "model.n_head=2"}).find("divisible") != std::string::npos);
