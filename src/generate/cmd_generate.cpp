@@ -79,7 +79,7 @@ int run_generate(Invocation& inv) {
 }
 
 Registrar generate_cmd({"generate", "", "sample completions from a checkpoint (one JSON line per sample)",
-                        {{"checkpoint", true, "checkpoint folder or run dir"},
+                        {{"checkpoint", true, "checkpoint folder, run dir (its newest checkpoint) or checkpoints/latest"},
                          {"prompt", true, "prompt text", "", true},
                          {"prompt-file", true, "read a prompt from a file", "", true},
                          {"n", true, "samples per prompt", "generate.n"},

@@ -114,7 +114,7 @@ int run_humaneval(Invocation& inv) {
 
 Registrar humaneval_cmd(
     {"eval", "humaneval", "sample completions from a checkpoint, run them, print pass@k",
-     {{"checkpoint", true, "checkpoint folder or run dir"},
+     {{"checkpoint", true, "checkpoint folder, run dir (its newest checkpoint) or checkpoints/latest"},
       {"problems", true, "problems JSONL(.gz)", "eval.problems"},
       {"n", true, "samples per problem", "eval.n"},
       {"temperature", true, "sampling temperature (paper: 0.2 for pass@1, 0.8 for pass@100)", "eval.temperature"},
