@@ -199,6 +199,11 @@ nlohmann::json prepare_data(const Config& cfg) {
   write_file_atomic(out / "stats.json", stats.dump(2) + "\n");
   spdlog::info("data prepare: kept {}/{} files ({} bytes) -> {} train + {} val tokens in {} (dropped: {})", files_kept,
                files_in, bytes_kept, train.tokens, val.tokens, out.string(), why().empty() ? "none" : why());
+  // The split is by document: a small corpus can put one short file (or none) in val.
+  if (val.tokens < 1025)
+    spdlog::warn("data prepare: the val split has only {} tokens; `pretrain` needs block_size + 1 of them for "
+                 "its val loss (raise data.val_fraction, or train with train.eval_every=0)",
+                 val.tokens);
   return stats;
 }
 
