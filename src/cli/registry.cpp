@@ -173,6 +173,8 @@ int dispatch(int argc, char** argv) {
           if (i + 1 >= args.size()) throw UsageError("--config needs a file");
           value = args[++i];
         }
+        if (!inv.config_path.empty())
+          throw UsageError("--config given twice; use one file (it may name another with 'base: FILE')");
         inv.config_path = value;
         continue;
       }

@@ -290,11 +290,18 @@ void walk(Config& cfg, const YAML::Node& node, const std::string& prefix, const 
     std::string key = prefix.empty() ? k : prefix + "." + k;
     const YAML::Node& v = it->second;
     if (prefix.empty() && k == "base") continue;  // handled by load_file
-    if (v.IsMap()) {
-      bool is_section = false;
+    bool is_section = false, is_key = false;
+    {
       Config probe;
-      for (auto& f : fields(probe))
+      for (auto& f : fields(probe)) {
         if (f.key.rfind(key + ".", 0) == 0) is_section = true;
+        if (f.key == key) is_key = true;
+      }
+    }
+    if (is_section && v.IsNull()) continue;  // a section whose keys are all commented out
+    if (v.IsMap()) {
+      if (is_key)
+        throw UsageError(where(origin, it->first) + key + ": expected a value, got a mapping");
       if (!is_section)
         throw UsageError(where(origin, it->first) + "unknown section '" + key + "' (" + suggestion(key) + ")");
       walk(cfg, v, key, origin);
@@ -307,6 +314,7 @@ void walk(Config& cfg, const YAML::Node& node, const std::string& prefix, const 
 void load_file(Config& cfg, const std::string& file, int depth) {
   if (depth > 8) throw UsageError(file + ": 'base:' chain is too deep (a cycle?)");
   YAML::Node root;
+  if (fs::is_directory(file)) throw UsageError("config '" + file + "' is a folder, not a YAML file");
   try {
     root = YAML::LoadFile(file);
   } catch (const YAML::BadFile&) {
@@ -324,6 +332,7 @@ void load_file(Config& cfg, const std::string& file, int depth) {
 }
 
 void validate(Config& c) {
+  if (c.run.dir.empty()) throw UsageError("run.dir: expected a folder, got an empty value");
   auto& m = c.model;
   if (m.n_embd % m.n_head != 0)
     throw UsageError("model.n_embd (" + std::to_string(m.n_embd) + ") must be divisible by model.n_head (" +

@@ -61,6 +61,9 @@ int run_generate(Invocation& inv) {
   set_threads(cfg);
 
   LoadedModel lm = load_model(dir, pick_device(cfg));
+  if (lm.tokenizer_path.empty())
+    throw UsageError(lm.dir + ": the checkpoint has no tokenizer.model (its training data had none); copy the "
+                     "tokenizer the model was trained with into the checkpoint folder");
   Tokenizer tok(lm.tokenizer_path);
   auto opt = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
   auto t0 = std::chrono::steady_clock::now();

@@ -76,7 +76,9 @@ void spm_train(const std::string& flags) {
 
 SpmModel::SpmModel(const std::string& path) {
   char err[1024] = {0};
+  if (path.empty()) throw UsageError("no tokenizer model given (empty path)");
   if (!std::filesystem::exists(path)) throw UsageError("tokenizer model '" + path + "' does not exist");
+  if (!std::filesystem::is_regular_file(path)) throw UsageError("tokenizer model '" + path + "' is not a file");
   proc_ = shim().load(path.c_str(), err, sizeof err);
   if (!proc_) throw UsageError("'" + path + "' is not a valid tokenizer model: " + err);
 }

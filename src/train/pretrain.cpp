@@ -46,6 +46,13 @@ int run_pretrain(cli::Invocation& inv) {
                      " tokens, fewer than block_size + 1 = " + std::to_string(gcfg.block_size + 1) +
                      "; prepare the data with a larger data.val_fraction, or set train.eval_every=0");
 
+  // One run per run.dir at a time (rank 0 holds the lock until the process ends).
+  std::unique_ptr<DirLock> run_lock;
+  if (dist->is_main()) {
+    make_output_dir(cfg.run.dir, "run.dir");
+    run_lock = std::make_unique<DirLock>(cfg.run.dir);
+  }
+
   // -- model: resume > init_from > fresh ------------------------------------------------------
   std::optional<std::string> resume_from;
   if (!cfg.resume && fs::exists(fs::path(cfg.run.dir) / "checkpoints" / "latest"))

@@ -1,10 +1,13 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +16,8 @@
 namespace codex {
 
 std::string read_file(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw UsageError("'" + path.string() + "' is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("cannot read '" + path.string() + "'");
   std::ostringstream ss;
@@ -23,6 +28,8 @@ std::string read_file(const fs::path& path) {
 
 std::string read_maybe_gz(const fs::path& path) {
   if (!ends_with(path.string(), ".gz")) return read_file(path);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw UsageError("'" + path.string() + "' is a folder, not a file");
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw UsageError("cannot read '" + path.string() + "'");
   std::string out;
@@ -52,6 +59,30 @@ void make_output_dir(const fs::path& dir, const std::string& what) {
     throw UsageError(what + " '" + dir.string() + "': exists and is not a folder");
   fs::create_directories(dir, ec);
   if (ec) throw UsageError(what + " '" + dir.string() + "': cannot create it (" + ec.message() + ")");
+}
+
+DirLock::DirLock(const fs::path& dir) {
+  const fs::path p = dir / ".lock";
+  fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw UsageError("cannot open '" + p.string() + "': " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    throw UsageError("'" + dir.string() + "' is in use by another run (pid " + pid +
+                     "); wait for it to end or choose another run.dir");
+  }
+  const std::string me = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+    // the pid is only for the message above
+  }
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 void write_file_atomic(const fs::path& path, const std::string& bytes) {

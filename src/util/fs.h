@@ -17,6 +17,19 @@ void fsync_dir(const fs::path& dir);
 // Creates an output folder (and its parents); a path that exists as a file, or cannot be
 // created, is a UsageError naming `what` and the path.
 void make_output_dir(const fs::path& dir, const std::string& what);
+
+// An exclusive flock on <dir>/.lock for as long as the object lives (the kernel drops it when the
+// process dies, even by SIGKILL). Held by another process: UsageError naming its pid.
+class DirLock {
+ public:
+  explicit DirLock(const fs::path& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 // Expands files and directories (recursively) into files whose name ends in one of `exts`,
 // sorted for determinism. A missing path is a UsageError.
 std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs,

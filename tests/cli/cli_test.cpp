@@ -17,6 +17,10 @@ TEST_CASE("cli: config show, overrides and exit codes", "[cli]") {
   r = run_cli("config show --config /nonexistent.yaml");
   REQUIRE(r.code == 2);
   REQUIRE(r.err.find("/nonexistent.yaml") != std::string::npos);
+  const std::string tiny = std::string(CODEX_SOURCE_DIR) + "/configs/pretrain/tiny.yaml";
+  r = run_cli("config show --config " + tiny + " --config " + tiny);
+  REQUIRE(r.code == 2);
+  REQUIRE(r.err.find("--config given twice") != std::string::npos);
   r = run_cli("config --help");
   REQUIRE(r.code == 0);
   REQUIRE(r.out.find("show") != std::string::npos);

@@ -91,6 +91,14 @@ TEST_CASE("config: wrong types and ranges name file and line", "[config]") {
   REQUIRE(msg.find("out of range") != std::string::npos);
   REQUIRE(error_of("", {"model.n_layer=1.5"}).find("expected an integer") != std::string::npos);
   REQUIRE(error_of("", {"resume=maybe"}).find("true or false") != std::string::npos);
+  // A folder as the config, a mapping for a scalar key, an empty run.dir; an empty section is fine.
+  REQUIRE(error_of(t.str(), {}).find("is a folder") != std::string::npos);
+  write_text(t / "m.yaml", "train:\n  batch_size:\n    x: 1\n");
+  REQUIRE(error_of((t / "m.yaml").string(), {}).find("train.batch_size: expected a value, got a mapping") !=
+          std::string::npos);
+  REQUIRE(error_of("", {"run.dir="}).find("run.dir: expected a folder") != std::string::npos);
+  write_text(t / "e.yaml", "run:\n  seed: 5\ntrain:\n  # max_steps: 5\n");
+  REQUIRE(load_config((t / "e.yaml").string(), {}).run.seed == 5);
   REQUIRE(error_of("", {"eval.k=1,0"}).find("in [1, 1000000], got 0") != std::string::npos);
   REQUIRE(error_of("", {"eval.k=1e300"}).find("in [1, 1000000]") != std::string::npos);
   REQUIRE(error_of("", {"eval.k=.inf"}).find("list of integers") != std::string::npos);

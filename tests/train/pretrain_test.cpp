@@ -14,6 +14,7 @@
 #include "train/loop.h"
 #include "train/train_fixture.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 using namespace codex;
 using codex::test::read_text;
@@ -221,6 +222,24 @@ TEST_CASE("pretrain: a finished run, an occupied run.dir, a too-small val split"
   REQUIRE(small.code == 2);
   REQUIRE(small.err.find("data.val_fraction") != std::string::npos);
   REQUIRE(!fs::exists(t / "run2" / "metrics.jsonl"));
+}
+
+TEST_CASE("pretrain: a run.dir another process is using is refused", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
+                           " train.max_steps=2 train.eval_every=0";
+  fs::create_directories(t / "run");
+  {
+    DirLock held(t / "run");  // as a running pretrain holds it
+    auto r = run_cli(base);
+    REQUIRE(r.code == 2);
+    REQUIRE(r.err.find("in use by another run (pid " + std::to_string(::getpid()) + ")") != std::string::npos);
+    REQUIRE(!fs::exists(t / "run" / "metrics.jsonl"));
+  }
+  auto r = run_cli(base);  // released: runs
+  INFO(r.err);
+  REQUIRE(r.code == 0);
 }
 
 TEST_CASE("pretrain: corrupt newest checkpoint falls back; none valid exits 2", "[train][checkpoint]") {
