@@ -177,7 +177,8 @@ void set_lr(torch::optim::Optimizer& opt, double lr) {
 
 MetricsLog::MetricsLog(const std::string& run_dir, int64_t resume_step)
     : path_((fs::path(run_dir) / "metrics.jsonl").string()) {
-  fs::create_directories(run_dir);
+  make_output_dir(run_dir, "run.dir");
+  if (fs::is_directory(path_)) throw UsageError("cannot write '" + path_ + "': a folder is in the way");
   std::string kept;
   if (resume_step > 0 && fs::exists(path_)) {
     std::istringstream in(read_file(path_));

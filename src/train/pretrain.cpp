@@ -51,6 +51,8 @@ int run_pretrain(cli::Invocation& inv) {
   if (dist->is_main()) {
     make_output_dir(cfg.run.dir, "run.dir");
     run_lock = std::make_unique<DirLock>(cfg.run.dir);
+    // Found now rather than at the first checkpoint, after minutes of training.
+    make_output_dir(fs::path(cfg.run.dir) / "checkpoints", "checkpoint folder");
   }
 
   // -- model: resume > init_from > fresh ------------------------------------------------------

@@ -86,6 +86,8 @@ DirLock::~DirLock() {
 }
 
 void write_file_atomic(const fs::path& path, const std::string& bytes) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw UsageError("cannot write '" + path.string() + "': a folder is in the way");
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

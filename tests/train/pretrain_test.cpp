@@ -222,6 +222,17 @@ TEST_CASE("pretrain: a finished run, an occupied run.dir, a too-small val split"
   REQUIRE(small.code == 2);
   REQUIRE(small.err.find("data.val_fraction") != std::string::npos);
   REQUIRE(!fs::exists(t / "run2" / "metrics.jsonl"));
+  // Output paths taken by the wrong kind of file: refused before training.
+  fs::create_directories(t / "run3" / "metrics.jsonl");
+  auto in_way = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run3").string()) +
+                        " train.max_steps=4 train.eval_every=0");
+  REQUIRE(in_way.code == 2);
+  REQUIRE(in_way.err.find("a folder is in the way") != std::string::npos);
+  codex::test::write_text(t / "run4" / "checkpoints", "");
+  auto ck_file = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run4").string()) +
+                         " train.max_steps=4 train.eval_every=0");
+  REQUIRE(ck_file.code == 2);
+  REQUIRE(ck_file.err.find("is not a folder") != std::string::npos);
 }
 
 TEST_CASE("pretrain: a run.dir another process is using is refused", "[train][checkpoint]") {
