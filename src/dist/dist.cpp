@@ -59,6 +59,18 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get_in) {
   return e;
 }
 
+namespace {
+// c10d's TCPStore logs every failed connect / bind attempt through glog; our own one-line error
+// says what went wrong, so those lines are muted while the store is set up.
+struct QuietLibTorchLog {
+#ifdef C10_USE_GLOG
+  int saved = FLAGS_minloglevel;
+  QuietLibTorchLog() { FLAGS_minloglevel = google::GLOG_FATAL; }
+  ~QuietLibTorchLog() { FLAGS_minloglevel = saved; }
+#endif
+};
+}  // namespace
+
 std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, const torch::Device& device) {
   std::shared_ptr<Dist> d(new Dist());
   d->env_ = env;
@@ -80,6 +92,7 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
   so.timeout = d->timeout_;
   std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
+    QuietLibTorchLog quiet;
     d->store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   } catch (const std::exception& e) {
     std::string what = e.what();
@@ -87,7 +100,7 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
     if (so.isServer)
       throw UsageError("rank 0 cannot serve the rendezvous at " + where + " (port in use?): " + what);
     throw UsageError("rank " + std::to_string(env.rank) + " cannot reach the rendezvous at " + where + " within " +
-                     std::to_string(cfg.timeout_s) + " s (MASTER_ADDR/MASTER_PORT wrong or rank 0 not started): " + what);
+                     fmt::format("{:g}", cfg.timeout_s) + " s (MASTER_ADDR/MASTER_PORT wrong or rank 0 not started): " + what);
   }
   // Every rank publishes its view of the world size; a mismatch is a launch error, not a hang.
   d->store_->set("codex/" + env.store_prefix + "world/" + std::to_string(env.rank), std::vector<uint8_t>{});
@@ -98,7 +111,7 @@ std::shared_ptr<Dist> Dist::init(const DistConfig& cfg, const DistEnv& env, cons
     try {
       v = d->store_->get("codex/" + env.store_prefix + "ws/" + std::to_string(r));
     } catch (const std::exception&) {
-      throw UsageError("timed out after " + std::to_string(cfg.timeout_s) + " s waiting for rank " + std::to_string(r) +
+      throw UsageError("timed out after " + fmt::format("{:g}", cfg.timeout_s) + " s waiting for rank " + std::to_string(r) +
                        " of WORLD_SIZE=" + std::to_string(env.world_size) + " at " + where);
     }
     std::string s(v.begin(), v.end());

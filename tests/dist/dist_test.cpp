@@ -8,11 +8,15 @@
 #include <catch2/catch.hpp>
 
 #include "helpers.h"
+#include "train/train_fixture.h"
 #include "util/error.h"
 
 using namespace codex;
 using codex::test::run_shell;
 using codex::test::shell_quote;
+using codex::test::TempDir;
+using codex::test::tiny_run_args;
+using codex::test::write_prepared_folder;
 
 namespace {
 
@@ -160,6 +164,17 @@ TEST_CASE("dist: bad settings fail fast with a clear error", "[dist]") {
     REQUIRE(std::string(e.what()).find("port in use") != std::string::npos);
   }
   ::close(fd);
+
+  // Through the CLI: exit 2 and exactly one line on stderr (c10d's own retry logging muted).
+  TempDir t;
+  write_prepared_folder(t / "data");
+  auto cli = run_shell("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " " +
+                       shell_quote(CODEX_BINARY) + " " + tiny_run_args((t / "data").string(), (t / "run").string()) +
+                       " dist.timeout_s=2");
+  INFO(cli.err);
+  REQUIRE(cli.code == 2);
+  REQUIRE(cli.err.find("cannot reach the rendezvous") != std::string::npos);
+  REQUIRE(std::count(cli.err.begin(), cli.err.end(), '\n') == 1);
 }
 
 // Hidden worker: ZeRO-1 against a plain AdamW that every rank runs over all parameters itself.
