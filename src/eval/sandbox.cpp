@@ -28,6 +28,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uid_t kNobody = 65534;  // who sandboxes run as when we are root (see spawn())
+const char* const kSandboxDied = "failed: the sandbox died while the program ran";
 
 bool is_executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }
 
@@ -155,7 +156,7 @@ class Worker {
       bool stalled = Clock::now() >= deadline;
       res = {};
       res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-      res.result = stalled ? "timed out" : "failed: the sandbox died while the program ran";
+      res.result = stalled ? "timed out" : kSandboxDied;
       stop();
       return false;
     }
@@ -323,13 +324,18 @@ std::vector<ProgramResult> Sandbox::run_programs(const std::vector<std::string>&
       bool up = false;
       int failed_starts = 0;
       for (size_t i; (i = next.fetch_add(1)) < programs.size();) {
-        while (!up) {
-          std::string error;
-          up = w.start(error);
-          if (!up && ++failed_starts >= 3) throw std::runtime_error("sandbox failed to restart: " + error);
+        // A sandbox that dies under a program gets one more try in a fresh sandbox: a program
+        // that kills its server does so again (and fails), a one-off host hiccup does not.
+        for (int attempt = 0; attempt < 2; ++attempt) {
+          while (!up) {
+            std::string error;
+            up = w.start(error);
+            if (!up && ++failed_starts >= 3) throw std::runtime_error("sandbox failed to restart: " + error);
+          }
+          failed_starts = 0;
+          up = w.run(programs[i], results[i]);
+          if (up || results[i].result != kSandboxDied) break;
         }
-        failed_starts = 0;
-        up = w.run(programs[i], results[i]);
         std::lock_guard<std::mutex> lock(mu);
         ++done;
         if (on_done) on_done(done);
