@@ -32,7 +32,7 @@ struct LoadedModel {
   GPTConfig gpt;
   Config config;
   std::string tokenizer_path;  // "<dir>/tokenizer.model", or "" when the checkpoint has none
-  std::string dir;             // the checkpoint folder actually read
+  std::string dir;             // the checkpoint folder actually read (absolute, canonical)
   int64_t step = 0;
 };
 LoadedModel load_model(const std::string& dir, torch::Device device = torch::kCPU);

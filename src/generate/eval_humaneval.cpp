@@ -50,7 +50,7 @@ int run_humaneval(Invocation& inv) {
 
   // Outputs go to this invocation's run.dir when given, else beside the checkpoint: the run folder
   // holding it (<run>/checkpoints/step_N), or the checkpoint folder itself (e.g. `import hf`).
-  const fs::path ck_dir = fs::weakly_canonical(fs::absolute(lm.dir));
+  const fs::path ck_dir = lm.dir;  // canonical (load_model)
   const fs::path run_dir = cfg.explicitly_set.count("run.dir") ? fs::path(cfg.run.dir)
                            : ck_dir.parent_path().filename() == "checkpoints" ? ck_dir.parent_path().parent_path()
                                                                               : ck_dir;

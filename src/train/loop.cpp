@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cmath>
 #include <fstream>
 #include <sstream>

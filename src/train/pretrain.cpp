@@ -105,8 +105,7 @@ int run_pretrain(cli::Invocation& inv) {
   // -- outputs --------------------------------------------------------------------------------
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<TensorBoardWriter> tb;
-  if (dist->is_main()) {
-    make_output_dir(cfg.run.dir, "run.dir");
+  if (dist->is_main()) {  // run.dir was created with the lock above
     write_file_atomic(fs::path(cfg.run.dir) / "config.yaml", config_to_yaml(cfg));
     metrics = std::make_unique<MetricsLog>(cfg.run.dir, start_step);
     tb = std::make_unique<TensorBoardWriter>(cfg.run.dir);

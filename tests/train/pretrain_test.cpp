@@ -199,8 +199,10 @@ TEST_CASE("pretrain: resume with no checkpoint starts at step 0 and says so", "[
 TEST_CASE("pretrain: a finished run, an occupied run.dir, a too-small val split", "[train][checkpoint]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
-  const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
-                           " train.max_steps=4 train.checkpoint_every=2 train.eval_every=0";
+  auto args_for = [&](const std::string& run) {
+    return codex::test::tiny_run_args((t / "data").string(), (t / run).string()) + " train.max_steps=4";
+  };
+  const std::string base = args_for("run") + " train.checkpoint_every=2 train.eval_every=0";
   REQUIRE(run_cli(base).code == 0);
   const std::string metrics = read_text(t / "run" / "metrics.jsonl");
   // Again without resume=true: refused, nothing touched.
@@ -217,20 +219,17 @@ TEST_CASE("pretrain: a finished run, an occupied run.dir, a too-small val split"
   REQUIRE(read_text(t / "run" / "metrics.jsonl") == metrics);
   // A val split shorter than one window fails before training, naming the way out.
   write_token_shard((t / "data" / "val_00000.bin").string(), {1, 2, 3}, 64);
-  auto small = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run2").string()) +
-                       " train.max_steps=4 train.eval_every=2");
+  auto small = run_cli(args_for("run2") + " train.eval_every=2");
   REQUIRE(small.code == 2);
   REQUIRE(small.err.find("data.val_fraction") != std::string::npos);
   REQUIRE(!fs::exists(t / "run2" / "metrics.jsonl"));
   // Output paths taken by the wrong kind of file: refused before training.
   fs::create_directories(t / "run3" / "metrics.jsonl");
-  auto in_way = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run3").string()) +
-                        " train.max_steps=4 train.eval_every=0");
+  auto in_way = run_cli(args_for("run3") + " train.eval_every=0");
   REQUIRE(in_way.code == 2);
   REQUIRE(in_way.err.find("a folder is in the way") != std::string::npos);
   codex::test::write_text(t / "run4" / "checkpoints", "");
-  auto ck_file = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run4").string()) +
-                         " train.max_steps=4 train.eval_every=0");
+  auto ck_file = run_cli(args_for("run4") + " train.eval_every=0");
   REQUIRE(ck_file.code == 2);
   REQUIRE(ck_file.err.find("is not a folder") != std::string::npos);
 }
