@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds if needed, then runs the main job on the embedded default (Debian's Python standard
-# library): tokenizer -> data -> pretrain a small M0 -> HumanEval pass@k of that M0.
-# With arguments, runs `codex-train <arguments>` instead.
+# Builds if needed, then runs the main job: the whole pipeline on the embedded default (Debian's
+# Python standard library) -> tokenizer, data, M0, practice problems, M1 (SFT), preferences from
+# execution, reward model, M2 (PPO), then M0 / M1 / M2 on held-out problems and HumanEval.
+# Rerunning resumes (finished stages are skipped). With arguments, runs `codex-train <arguments>`.
 #   scripts/run.sh                      # the main job, into runs/main (CODEX_RUN_DIR to change)
 #   scripts/run.sh pretrain --config configs/pretrain/tiny.yaml
 set -euo pipefail
@@ -11,20 +12,23 @@ BIN=${CODEX_BUILD_DIR:-build}/codex-train
 if [ $# -gt 0 ]; then exec "$BIN" "$@"; fi
 
 RUN=${CODEX_RUN_DIR:-runs/main}
+CORPUS=${CODEX_CORPUS:-/usr/lib/python3.11}
 start=$(date +%s)
-step() { echo "== [$(( $(date +%s) - start ))s] $*" >&2; }
-
-step "1/4 tokenizer train -> $RUN/tokenizer.model"
-"$BIN" tokenizer train --config configs/tokenizer/code.yaml run.dir="$RUN"
-step "2/4 data prepare -> $RUN/data"
-"$BIN" data prepare --config configs/data/stdlib.yaml run.dir="$RUN"
-step "3/4 pretrain -> $RUN/checkpoints"
-"$BIN" pretrain --config configs/pretrain/main.yaml run.dir="$RUN" train.data="$RUN/data" resume=true
-step "4/4 eval humaneval -> $RUN/humaneval"
-"$BIN" eval humaneval --checkpoint "$RUN" --config configs/eval/humaneval.yaml run.dir="$RUN"
-step "done in $(( $(date +%s) - start ))s. Written under $RUN/:"
-echo "  tokenizer      $RUN/tokenizer.model" >&2
-echo "  data + stats   $RUN/data/ ($RUN/data/stats.json)" >&2
-echo "  metrics        $RUN/metrics.jsonl (TensorBoard: tensorboard --logdir $RUN)" >&2
-echo "  checkpoints    $RUN/checkpoints/latest" >&2
-echo "  HumanEval      $RUN/humaneval/" >&2
+"$BIN" pipeline --corpus "$CORPUS" --output-dir "$RUN" --config configs/pipeline/main.yaml >/dev/null
+echo "== main job done in $(( $(date +%s) - start ))s" >&2
+python3 - "$RUN/summary.json" <<'PY' >&2
+import json, sys
+s = json.load(open(sys.argv[1]))["models"]
+sets = sorted({k for m in s.values() for k in m})
+print("%-22s %s" % ("pass@k", "  ".join("%-8s" % m for m in s)))
+for st in sets:
+    keys = sorted({k for m in s.values() for k in m.get(st, {}) if k.startswith("pass@") and "ci" not in k})
+    for k in keys:
+        row = []
+        for m in s:
+            v = s[m].get(st, {})
+            ci = v.get("pass@1_ci95") if k == "pass@1" else None
+            row.append(("%.3f" % v[k] + ("±%.3f" % ci if ci is not None else "")) if k in v else "-")
+        print("%-22s %s" % (st + " " + k, "  ".join("%-8s" % x for x in row)))
+PY
+echo "report: $RUN/report.html" >&2

@@ -34,6 +34,11 @@ GPTConfig gpt_from_json(const json& j) {
   return g;
 }
 
+std::string module_file(const std::string& module, const char* what) {
+  if (module == "model") return std::string(what) == "weights" ? "model.pt" : "optim.pt";
+  return module + (std::string(what) == "weights" ? ".pt" : ".optim.pt");
+}
+
 std::string weights_bytes(GPT& model) {
   c10::Dict<std::string, torch::Tensor> d;
   for (auto& kv : model->named_parameters())
@@ -87,9 +92,18 @@ void write_folder(const fs::path& final_dir, const Files& files) {
   fsync_dir(parent);
 }
 
-void add_common(Files& files, GPT& model, const Config& cfg, const std::string& tokenizer_path, json state) {
-  files.emplace_back("model.pt", weights_bytes(model));
-  state["gpt"] = gpt_to_json(model->cfg);
+void add_common(Files& files, const std::vector<ModuleRef>& modules, const Config& cfg,
+                const std::string& tokenizer_path, json state) {
+  TORCH_CHECK(!modules.empty() && modules[0].name == "model", "checkpoint: the first module must be 'model'");
+  for (auto& m : modules) {
+    files.emplace_back(module_file(m.name, "weights"), weights_bytes(const_cast<GPT&>(m.model)));
+    if (m.name == "model") {
+      state["gpt"] = gpt_to_json(m.model->cfg);
+      state["heads"] = m.model->head_names();
+    } else {
+      state["modules"][m.name] = {{"gpt", gpt_to_json(m.model->cfg)}, {"heads", m.model->head_names()}};
+    }
+  }
   files.emplace_back("state.json", state.dump(2) + "\n");
   files.emplace_back("config.yaml", config_to_yaml(cfg));
   if (!tokenizer_path.empty() && fs::exists(tokenizer_path))
@@ -127,20 +141,26 @@ std::string checkpoint_name(int64_t step) {
 
 void save_model_checkpoint(const std::string& dir, GPT& model, const Config& cfg, const std::string& tokenizer_path) {
   Files files;
-  add_common(files, model, cfg, tokenizer_path, json{{"step", 0}, {"kind", "weights"}});
+  add_common(files, {ModuleRef{"model", model, nullptr}}, cfg, tokenizer_path, json{{"step", 0}, {"kind", "weights"}});
   write_folder(dir, files);
 }
 
 std::string save_training_checkpoint(const std::string& run_dir, int64_t step, GPT& model,
                                      torch::optim::Optimizer* opt, const Config& cfg,
                                      const std::string& tokenizer_path, const json& state) {
+  return save_training_checkpoint(run_dir, step, {ModuleRef{"model", model, opt}}, cfg, tokenizer_path, state);
+}
+
+std::string save_training_checkpoint(const std::string& run_dir, int64_t step, const std::vector<ModuleRef>& modules,
+                                     const Config& cfg, const std::string& tokenizer_path, const json& state) {
   const fs::path ckdir = fs::path(run_dir) / "checkpoints";
   json st = state;
   st["step"] = step;
-  st["kind"] = opt ? "training" : "weights";
+  st["kind"] = modules.at(0).opt ? "training" : "weights";
   Files files;
-  add_common(files, model, cfg, tokenizer_path, st);
-  if (opt) files.emplace_back("optim.pt", optim_bytes(*opt));
+  add_common(files, modules, cfg, tokenizer_path, st);
+  for (auto& m : modules)
+    if (m.opt) files.emplace_back(module_file(m.name, "optim"), optim_bytes(*m.opt));
   files.emplace_back("rng.pt", rng_bytes());
   const std::string name = checkpoint_name(step);
   write_folder(ckdir / name, files);
@@ -208,11 +228,15 @@ std::optional<std::string> find_resume_checkpoint(const std::string& run_dir) {
 
 json read_checkpoint_state(const std::string& dir) { return json::parse(read_file(fs::path(dir) / "state.json")); }
 
-void load_weights(const std::string& dir, GPT& model) {
-  auto d = read_pickled_dict(fs::path(dir) / "model.pt");
+void load_weights(const std::string& dir, GPT& model, LoadMode mode, const std::string& module) {
+  const fs::path file = fs::path(dir) / module_file(module, "weights");
+  if (!fs::exists(file)) throw UsageError("checkpoint " + dir + " holds no module '" + module + "'");
+  auto d = read_pickled_dict(file);
   auto params = model->named_parameters();
+  auto skipped = [&](const std::string& name) { return mode == LoadMode::trunk && is_head_parameter(name); };
   std::vector<std::string> diffs;
   for (auto& kv : params) {
+    if (skipped(kv.key())) continue;
     if (!d.contains(kv.key())) {
       diffs.push_back(kv.key() + " (missing from checkpoint)");
       continue;
@@ -225,7 +249,8 @@ void load_weights(const std::string& dir, GPT& model) {
     }
   }
   for (auto& e : d)
-    if (!params.contains(e.key().toStringRef())) diffs.push_back(e.key().toStringRef() + " (not in model)");
+    if (!skipped(e.key().toStringRef()) && !params.contains(e.key().toStringRef()))
+      diffs.push_back(e.key().toStringRef() + " (not in model)");
   if (!diffs.empty()) {
     std::string msg = "checkpoint " + dir + " does not match the model shape: ";
     for (size_t i = 0; i < diffs.size() && i < 8; ++i) msg += (i ? "; " : "") + diffs[i];
@@ -233,20 +258,35 @@ void load_weights(const std::string& dir, GPT& model) {
     throw UsageError(msg);
   }
   torch::NoGradGuard ng;
-  for (auto& kv : params) kv.value().copy_(d.at(kv.key()).toTensor());
+  for (auto& kv : params)
+    if (!skipped(kv.key())) kv.value().copy_(d.at(kv.key()).toTensor());
 }
 
-void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt) {
+std::vector<std::string> checkpoint_heads(const std::string& dir, const std::string& module) {
+  const json st = read_checkpoint_state(dir);
+  const json* m = &st;
+  if (module != "model") {
+    if (!st.contains("modules") || !st["modules"].contains(module))
+      throw UsageError("checkpoint " + dir + " holds no module '" + module + "'");
+    m = &st["modules"][module];
+  }
+  if (!m->contains("heads")) return {"lm"};  // written before heads existed: an LM
+  return m->at("heads").get<std::vector<std::string>>();
+}
+
+void load_optimizer(const std::string& dir, torch::optim::Optimizer& opt, const std::string& module) {
   const fs::path d(dir);
-  if (!fs::exists(d / "optim.pt")) throw UsageError("checkpoint " + dir + " holds no optimizer state (weights only); use train.init_from");
+  const std::string name = module_file(module, "optim");
+  if (!fs::exists(d / name))
+    throw UsageError("checkpoint " + dir + " holds no optimizer state for '" + module + "' (weights only); use it as an init, not to resume");
   {
-    const std::string bytes = read_file(d / "optim.pt");
+    const std::string bytes = read_file(d / name);
     std::istringstream is(bytes);
     torch::serialize::InputArchive ar;
     ar.load_from(is);
     opt.load(ar);
   }
-  // Moments load onto the CPU; keep them on their parameters' device (CUDA runs).
+  // The archive restores tensors on the CPU; move AdamW moments next to their parameters (CUDA runs).
   for (auto& g : opt.param_groups())
     for (auto& p : g.params()) {
       auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
@@ -257,7 +297,10 @@ void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt
         if (st->max_exp_avg_sq().defined()) st->max_exp_avg_sq(st->max_exp_avg_sq().to(p.device()));
       }
     }
-  auto rng = read_pickled_dict(d / "rng.pt");
+}
+
+void load_rng(const std::string& dir) {
+  auto rng = read_pickled_dict(fs::path(dir) / "rng.pt");
   for (auto& e : rng) {
     const std::string key = e.key().toStringRef();
     auto state = e.value().toTensor();
@@ -276,7 +319,17 @@ void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt
   }
 }
 
-LoadedModel load_model(const std::string& dir, torch::Device device) {
+void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt) {
+  load_optimizer(dir, opt, "model");
+  load_rng(dir);
+}
+
+void freeze(GPT& model) {
+  for (auto& p : model->parameters()) p.requires_grad_(false);
+  model->eval();
+}
+
+std::string resolve_checkpoint(const std::string& dir) {
   fs::path d(dir);
   std::string ck;
   if (!fs::exists(d)) throw UsageError("'" + dir + "': does not exist");
@@ -299,6 +352,11 @@ LoadedModel load_model(const std::string& dir, torch::Device device) {
   } catch (const std::exception& e) {
     throw UsageError("checkpoint '" + ck + "': " + e.what());
   }
+  return ck;
+}
+
+LoadedModel load_model(const std::string& dir, torch::Device device) {
+  const std::string ck = resolve_checkpoint(dir);
   LoadedModel lm;
   const json st = read_checkpoint_state(ck);
   lm.gpt = gpt_from_json(st.at("gpt"));
@@ -307,6 +365,8 @@ LoadedModel load_model(const std::string& dir, torch::Device device) {
   lm.dir = ck;
   lm.tokenizer_path = fs::exists(fs::path(ck) / "tokenizer.model") ? (fs::path(ck) / "tokenizer.model").string() : "";
   lm.model = GPT(lm.gpt);
+  for (auto& h : checkpoint_heads(ck))
+    if (h != "lm") lm.model->add_scalar_head(h);
   load_weights(ck, lm.model);
   lm.model->to(device);
   lm.model->eval();

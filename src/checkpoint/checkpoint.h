@@ -35,7 +35,11 @@ struct LoadedModel {
   std::string dir;             // the checkpoint folder actually read (absolute, canonical)
   int64_t step = 0;
 };
+// The model carries the heads the checkpoint records.
 LoadedModel load_model(const std::string& dir, torch::Device device = torch::kCPU);
+// Resolves a user-given model path (checkpoint folder, run dir, checkpoints/latest) to the checkpoint
+// folder load_model would read; UsageError when there is none.
+std::string resolve_checkpoint(const std::string& dir);
 
 // Writes a weights-only checkpoint folder (used by `import hf`): model + config + tokenizer copy,
 // loadable by load_model and usable as train.init_from.
@@ -45,9 +49,22 @@ void save_model_checkpoint(const std::string& dir, GPT& model, const Config& cfg
 
 std::string checkpoint_name(int64_t step);  // "step_00000123"
 
+// A checkpoint holds named modules, each a GPT trunk with its heads and, for training
+// checkpoints, its optimizer state. The main one is "model" (model.pt / optim.pt: the files every
+// command reads); others (PPO's "value") are <name>.pt / <name>.optim.pt. state.json records each
+// module's shape and heads ("gpt", "heads" for the main one; "modules": {name: {...}} for others).
+struct ModuleRef {
+  std::string name = "model";
+  GPT model{nullptr};
+  torch::optim::Optimizer* opt = nullptr;  // null: weights only
+};
+
 // Saves a full training checkpoint of `step` under <run_dir>/checkpoints/, points `latest` at it
 // and deletes all but the newest `keep` complete ones. `state` is merged into state.json (the
-// trainer's data position and extras). `opt` may be null (weights only).
+// trainer's data position and extras). The first module must be "model".
+std::string save_training_checkpoint(const std::string& run_dir, int64_t step, const std::vector<ModuleRef>& modules,
+                                     const Config& cfg, const std::string& tokenizer_path,
+                                     const nlohmann::json& state);
 std::string save_training_checkpoint(const std::string& run_dir, int64_t step, GPT& model,
                                      torch::optim::Optimizer* opt, const Config& cfg,
                                      const std::string& tokenizer_path, const nlohmann::json& state);
@@ -63,11 +80,27 @@ std::optional<std::string> find_resume_checkpoint(const std::string& run_dir);
 // Reads state.json of a (verified) checkpoint.
 nlohmann::json read_checkpoint_state(const std::string& dir);
 
-// Copies the checkpoint's weights into `model`. Refuses (UsageError) a checkpoint whose parameter
-// names or shapes differ, naming the differing keys.
-void load_weights(const std::string& dir, GPT& model);
+// How weights load into a model. strict: every parameter, both ways. trunk: the transformer only —
+// scalar-head parameters are skipped on both sides (a reward/value model starting from an LM
+// checkpoint keeps its fresh head; an LM starting from a reward model drops the head).
+enum class LoadMode { strict, trunk };
 
-// Restores optimizer state and every RNG state saved by save_training_checkpoint.
+// Copies module `module`'s weights into `model`. Refuses (UsageError) a checkpoint whose parameter
+// names or shapes differ, naming the differing keys.
+void load_weights(const std::string& dir, GPT& model, LoadMode mode = LoadMode::strict,
+                  const std::string& module = "model");
+
+// The heads a checkpoint's module has ("lm" for checkpoints written before heads existed).
+std::vector<std::string> checkpoint_heads(const std::string& dir, const std::string& module = "model");
+
+// Restores one module's optimizer state.
+void load_optimizer(const std::string& dir, torch::optim::Optimizer& opt, const std::string& module = "model");
+// Restores every RNG state saved by save_training_checkpoint.
+void load_rng(const std::string& dir);
+// Both (the main module's optimizer).
 void load_optimizer_and_rng(const std::string& dir, torch::optim::Optimizer& opt);
+
+// A model used without training (a reference or reward model in PPO): no gradients, eval mode.
+void freeze(GPT& model);
 
 }  // namespace codex

@@ -65,6 +65,7 @@ struct TrainConfig {
   std::string init_from;             // checkpoint folder to start from (e.g. `import hf` output)
   std::string dtype = "auto";        // auto | fp32 | bf16 (autocast on CUDA)
   bool fused_loss = true;            // LM head + cross-entropy in row chunks (ops/cross_entropy.h; fp32)
+  int64_t patience = 0;              // stop after N evals without a lower val_loss (0 = off)
 };
 
 struct OptimConfig {
@@ -109,6 +110,89 @@ struct EvalConfig {
   int64_t limit = 0;                 // evaluate only the first N problems (0 = all)
 };
 
+struct SFTConfig {
+  std::string init;                  // checkpoint (M0 run, imported HF model) to start from
+  std::string data;                  // problems (Codex-S/D) or demos JSONL
+  std::string val_data;              // optional held-out file; else val_fraction of data
+  double val_fraction = 0.1;         // held out when val_data is empty (0 = no validation)
+  std::string task = "code";         // code (Codex-S) | docstring (Codex-D)
+  bool mask_prompt = true;           // loss on completion tokens only
+  int64_t epochs = 2;                // passes over the data (train.max_steps > 0 overrides)
+  double lr_ratio = 0.1;             // optim.lr unset: this x the init run's lr (the paper: 1/10)
+  bool sort_by_length = false;       // deterministic length-bucketed batches (less padding)
+};
+
+struct RewardConfig {
+  std::string init;                  // LM checkpoint whose trunk starts the reward model
+  std::string data;                  // preferences JSONL
+  std::string val_data;              // optional; else val_fraction of data
+  double val_fraction = 0.1;
+  double margin = 0.0;               // added to every pair's own margin
+  double center_coef = 0.0;          // + c * (r_chosen + r_rejected)^2
+  int64_t epochs = 3;
+};
+
+struct PPOKLConfig {
+  double coef = 0.1;                 // initial (or fixed) beta
+  double target = 0.0;               // > 0: adaptive controller (Ziegler et al.)
+  double horizon = 10000;            // adaptive controller horizon (samples)
+  std::string estimator = "k1";      // k1 | k3: per-token KL in the reward
+};
+
+struct PPORolloutConfig {
+  int64_t prompts_per_step = 4;
+  int64_t samples_per_prompt = 2;
+  int64_t max_new_tokens = 48;
+  double temperature = 1.0;
+};
+
+struct PPOSafetyConfig {
+  std::vector<std::string> patterns;  // regular expressions counted in each response
+  double no_eos_penalty = 1.0;        // added to Omega when a response hits the length limit
+};
+
+struct PPOConfig {
+  std::string init;                  // the policy's start (M1)
+  std::string ref;                   // frozen reference; empty = init
+  std::string reward_model;          // optional frozen reward model
+  std::string value_init;            // empty = reward_model when given, else init
+  std::string prompts;               // prompts / demos / problems JSONL
+  std::string problems;              // optional problems file with tests for execution rewards
+  std::string advantage = "gae";     // gae | grpo | rloo
+  PPOKLConfig kl;
+  PPORolloutConfig rollout;
+  PPOSafetyConfig safety;
+  double clip = 0.2;
+  double clip_value = 0.2;
+  double vf_coef = 0.5;
+  double entropy_coef = 0.0;
+  double gamma_discount = 1.0;       // GAE gamma
+  double lam = 0.95;                 // GAE lambda
+  int64_t epochs = 2;
+  int64_t minibatches = 2;
+  double w_rm = 1.0;
+  double w_exec = 1.0;
+  double alpha = 0.0;                // U = alpha * L_SFT + beta * L_RLHF + gamma * Omega
+  double beta = 1.0;
+  double gamma = 0.0;
+  std::string ptx_data;              // demos JSONL or prepared token folder for the alpha term
+  bool whiten = true;                // whiten advantages
+  double value_lr_ratio = 1.0;       // value optimizer lr = optim.lr * this
+};
+
+struct PipelineConfig {
+  bool practice = true;              // generate the practice set (train + held-out problems)
+  int64_t practice_seed = 0;
+  bool extract = false;              // also extract problems (docstrings, doctests) from the corpus
+  bool prefs_from_execution = true;  // preference pairs from M1's samples run against tests
+  int64_t prefs_n = 8;
+  int64_t prefs_max_pairs = 4;
+  double prefs_temperature = 0.8;
+  std::vector<std::string> eval_sets = {"practice", "humaneval"};
+  int64_t humaneval_limit = 0;       // evaluate only the first N HumanEval problems (0 = all)
+  bool reward_model = true;          // train a reward model and use it in PPO
+};
+
 struct Config {
   RunConfig run;
   TokenizerConfig tokenizer;
@@ -119,6 +203,10 @@ struct Config {
   DistConfig dist;
   GenerateConfig generate;
   EvalConfig eval;
+  SFTConfig sft;
+  RewardConfig reward;
+  PPOConfig ppo;
+  PipelineConfig pipeline;
   bool resume = false;
 
   std::set<std::string> explicitly_set;  // keys given by a file or an override

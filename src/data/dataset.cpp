@@ -43,6 +43,7 @@ struct Shard {
   uint32_t dtype = 0;
   int64_t count = 0;
   int64_t vocab_size = 0;
+  uint64_t checksum = 0;
 };
 
 Shard open_shard(const std::string& path) {
@@ -85,6 +86,7 @@ Shard open_shard(const std::string& path) {
     s.dtype = h.dtype;
     s.count = h.count;
     s.vocab_size = h.vocab_size;
+    s.checksum = h.checksum;
   } catch (...) {
     ::munmap(map, bytes);
     throw;
@@ -161,6 +163,12 @@ TokenDataset::~TokenDataset() = default;
 int64_t TokenDataset::size() const { return impl_->starts.back(); }
 int64_t TokenDataset::vocab_size() const { return impl_->vocab_size; }
 int TokenDataset::num_shards() const { return static_cast<int>(impl_->shards.size()); }
+
+std::string TokenDataset::checksum() const {
+  uint64_t h = fnv1a64("", 0);
+  for (auto& s : impl_->shards) h = fnv1a64(&s.checksum, sizeof s.checksum, h);
+  return hex64(h);
+}
 
 void TokenDataset::read(int64_t start, int64_t n, int64_t* out) const {
   if (start < 0 || n < 0 || start + n > size())

@@ -35,6 +35,8 @@ class TokenDataset {
   int64_t size() const;        // total tokens
   int64_t vocab_size() const;  // from the shard headers
   int num_shards() const;
+  // Content checksum of the split: FNV-1a 64 over the shards' payload checksums (hex).
+  std::string checksum() const;
   // Copies tokens [start, start + n) into out (int64 for direct use as torch indices).
   void read(int64_t start, int64_t n, int64_t* out) const;
 

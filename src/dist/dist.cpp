@@ -437,15 +437,18 @@ class C10dContext : public DistContext {
   void begin_micro_step(bool last) override {
     if (sync_) sync_->set_sync(last);
   }
-  void all_reduce_grads(const std::vector<torch::Tensor>&) override {
+  void all_reduce_grads() override {
     TORCH_CHECK(sync_, "DistContext::watch(params) must be called before training");
     sync_->finish();
   }
-  double all_reduce_mean(double v) override {
+  std::vector<double> all_reduce_sum(std::vector<double> v) override {
+    if (v.empty()) return v;
     // On the group's device: NCCL takes CUDA tensors only.
-    auto t = torch::tensor({v}, torch::kFloat64).to(dist_->device());
+    auto t = torch::tensor(v, torch::kFloat64).to(dist_->device());
     dist_->all_reduce_sum(t);
-    return t.item<double>() / world_size();
+    t = t.cpu();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = t[static_cast<int64_t>(i)].item<double>();
+    return v;
   }
   void barrier() override { dist_->barrier(); }
 
@@ -458,6 +461,8 @@ class C10dContext : public DistContext {
 };
 
 }  // namespace
+
+std::shared_ptr<DistContext> single_process_context() { return std::make_shared<DistContext>(); }
 
 std::shared_ptr<DistContext> make_dist_context(const DistConfig& cfg, torch::Device& device) {
   DistEnv env = read_dist_env();

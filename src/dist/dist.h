@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "train/loop.h"
+#include "dist/context.h"
 
 namespace c10d {
 class ProcessGroup;
@@ -108,7 +108,7 @@ class Zero1 {
   std::vector<int> owner_;
 };
 
-// The training loop's view of the job (train/loop.h DistContext): single-process when the
+// The trainers' view of the job (dist/context.h DistContext): single-process when the
 // environment names no world, else c10d with bucketed gradient sync (and ZeRO-1 when
 // dist.zero1). `device` becomes
 // cuda:<LOCAL_RANK> for CUDA runs.

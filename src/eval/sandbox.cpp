@@ -222,15 +222,33 @@ class Worker {
     return a;
   }
 
+  // A dead sandbox must show up as EPIPE here, not kill the process with SIGPIPE: the signal is
+  // blocked in this thread for the write and a pending one consumed, so the rest of the process
+  // keeps its own SIGPIPE disposition.
   bool write_all(const std::string& s) {
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     size_t off = 0;
+    bool ok = true, broken = false;
     while (off < s.size()) {
       ssize_t n = ::write(to_, s.data() + off, s.size() - off);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
+      if (n <= 0) {
+        broken = n < 0 && errno == EPIPE;
+        ok = false;
+        break;
+      }
       off += static_cast<size_t>(n);
     }
-    return true;
+    if (broken) {
+      const struct timespec zero = {0, 0};
+      while (sigtimedwait(&pipe_set, nullptr, &zero) > 0) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return ok;
   }
 
   bool read_line(std::string& line, Clock::time_point deadline) {
@@ -282,8 +300,6 @@ Sandbox::Sandbox(SandboxOptions opts) : opts_(std::move(opts)) {
   if (!(opts_.timeout_s > 0)) throw UsageError("eval.timeout: expected a positive number of seconds");
   if (!is_executable(opts_.python))
     throw UsageError("sandbox: the Python interpreter '" + opts_.python + "' is not executable");
-  // A dead sandbox must show up as EOF/EPIPE on its pipes, not kill us with SIGPIPE.
-  ::signal(SIGPIPE, SIG_IGN);
   if (opts_.mode == "rlimits-only") {
     spdlog::warn("eval.sandbox=rlimits-only: UNSAFE - untrusted programs run WITHOUT isolation "
                  "(only rlimits, a scrubbed environment and a private temp folder)");

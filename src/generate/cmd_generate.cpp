@@ -6,6 +6,7 @@
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
 #include "generate/generate.h"
+#include "util/device.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -30,16 +31,6 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-torch::Device pick_device(const Config& cfg) {
-  bool cuda = torch::cuda::is_available();
-  if (cfg.run.device == "cuda" && !cuda) throw UsageError("run.device: 'cuda' requested but no CUDA device is available");
-  return (cfg.run.device != "cpu" && cuda) ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
-void set_threads(const Config& cfg) {
-  if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
-}
-
 nlohmann::json sample_json(const Sample& s) {
   return {{"prompt_index", s.prompt_index}, {"sample", s.sample_index}, {"text", s.text},
           {"tokens", s.tokens}, {"logprobs", s.logprobs}, {"mean_logprob", s.mean_logprob()},
@@ -58,9 +49,9 @@ int run_generate(Invocation& inv) {
   for (auto& f : inv.all("prompt-file")) prompts.push_back(read_file(f));
   if (prompts.empty()) throw UsageError("generate: --prompt TEXT (or --prompt-file FILE) is required");
   const std::string dir = inv.require("checkpoint");
-  set_threads(cfg);
+  configure_threads(cfg.run.threads);
 
-  LoadedModel lm = load_model(dir, pick_device(cfg));
+  LoadedModel lm = load_model(dir, pick_device(cfg.run));
   if (lm.tokenizer_path.empty())
     throw UsageError(lm.dir + ": the checkpoint has no tokenizer.model (its training data had none); copy the "
                      "tokenizer the model was trained with into the checkpoint folder");
@@ -107,7 +98,7 @@ int run_bench(Invocation& inv) {
     cfg.model.preset = "small";
     finalize_config(cfg);
   }
-  set_threads(cfg);
+  configure_threads(cfg.run.threads);
   const int64_t prompt_len = inv.get_int("prompt-tokens", 64), new_tokens = inv.get_int("new-tokens", 256);
   const int64_t batch = inv.get_int("batch", 1);
   if (prompt_len < 1 || new_tokens < 1 || batch < 1)
@@ -119,7 +110,7 @@ int run_bench(Invocation& inv) {
   }
   const int64_t vocab = cfg.model.vocab_size > 0 ? cfg.model.vocab_size : cfg.tokenizer.vocab_size;
   torch::manual_seed(cfg.run.seed);
-  auto device = pick_device(cfg);
+  auto device = pick_device(cfg.run);
   GPT model(GPTConfig::from(cfg.model, vocab));
   model->to(device);
   model->eval();

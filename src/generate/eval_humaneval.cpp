@@ -16,6 +16,7 @@
 #include "eval/humaneval.h"
 #include "eval/passk.h"
 #include "generate/generate.h"
+#include "util/device.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -33,7 +34,7 @@ std::string run_tag(double temperature, int64_t n) {
 int run_humaneval(Invocation& inv) {
   Config cfg = inv.config();
   const std::string ckpt = inv.require("checkpoint");
-  if (cfg.run.threads > 0) torch::set_num_threads(static_cast<int>(cfg.run.threads));
+  configure_threads(cfg.run.threads);
 
   auto problems = eval::load_problems(cfg.eval.problems);
   const bool limited = cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < problems.size();
@@ -41,9 +42,7 @@ int run_humaneval(Invocation& inv) {
   // Build the sandbox before sampling: a machine that cannot run it fails now, not after an hour.
   eval::Sandbox sandbox(eval::sandbox_options(cfg));
 
-  bool cuda = torch::cuda::is_available();
-  if (cfg.run.device == "cuda" && !cuda) throw UsageError("run.device: 'cuda' requested but no CUDA device is available");
-  torch::Device device = (cfg.run.device != "cpu" && cuda) ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const torch::Device device = pick_device(cfg.run);
   LoadedModel lm = load_model(ckpt, device);
   if (lm.tokenizer_path.empty()) throw UsageError(ckpt + ": checkpoint has no tokenizer.model");
   Tokenizer tok(lm.tokenizer_path);

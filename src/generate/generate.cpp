@@ -147,32 +147,12 @@ torch::Tensor DisallowedFilter::allowed(const std::string& text) const {
 
 // ---------------------------------------------------------------- the model adapter
 
-namespace {
-
-// GPTImpl::hidden places idx[:, 0] at one position for the whole batch; a left-padded row needs
-// its own positions (real tokens counted from 0), or its prompt would be read at shifted
-// positions. Same trunk, same blocks: only the position ids differ.
-torch::Tensor hidden_per_row_positions(GPTImpl& m, const torch::Tensor& idx, KVCache* cache,
-                                       const torch::Tensor& mask) {
-  const int64_t T = idx.size(1), total = mask.size(1);
-  TORCH_CHECK(total <= m.cfg.block_size, "generate: sequence of ", total, " exceeds block_size ", m.cfg.block_size);
-  auto pos = (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0).narrow(1, total - T, T);  // (B, T)
-  if (cache && cache->k.empty()) {
-    cache->k.resize(m.cfg.n_layer);
-    cache->v.resize(m.cfg.n_layer);
-  }
-  auto x = m.wte(idx) + m.wpe(pos);  // (B, T, C)
-  for (int64_t i = 0; i < m.cfg.n_layer; ++i)
-    x = m.blocks[i]->forward(x, cache ? &cache->k[i] : nullptr, cache ? &cache->v[i] : nullptr, mask);
-  return m.ln_f(x);  // (B, T, C)
-}
-
-}  // namespace
-
 LogitsFn gpt_logits_fn(GPT& model) {
   return [model](const torch::Tensor& idx, KVCache* cache, int64_t pos_offset, const torch::Tensor& mask) mutable {
-    auto h = mask.defined() ? hidden_per_row_positions(*model, idx, cache, mask)
-                            : model->hidden(idx, cache, pos_offset);  // (B, T, C)
+    // The shared trunk forward: with a mask, positions count each row's real tokens (left padding).
+    TORCH_CHECK(mask.defined() || pos_offset == (cache ? cache->length() : 0), "gpt_logits_fn: pos_offset ",
+                pos_offset, " without a mask must equal the cached length");
+    auto h = model->hidden(idx, cache, mask);  // (B, T, C)
     auto last = h.narrow(1, h.size(1) - 1, 1);                   // (B, 1, C): only the next token matters
     return model->lm_logits(last).squeeze(1).to(torch::kFloat);  // (B, V)
   };
@@ -379,11 +359,15 @@ std::vector<Sample> generate_tokens(const LogitsFn& lm, const TokenTable& vocab,
 
 std::vector<Sample> generate(GPT& model, const Tokenizer& tok, const std::vector<std::string>& prompts,
                              int64_t n, const SamplingOptions& opt) {
+  // Eval mode (no dropout) while sampling; the caller's mode is restored (PPO samples mid-training).
+  const bool was_training = model->is_training();
   model->eval();
   std::vector<std::vector<int32_t>> ids;
   for (auto& p : prompts) ids.push_back(tok.encode(p));
   auto device = model->parameters().front().device();
-  return generate_tokens(gpt_logits_fn(model), TokenTable::from(tok), ids, n, opt, model->cfg.block_size, device);
+  auto out = generate_tokens(gpt_logits_fn(model), TokenTable::from(tok), ids, n, opt, model->cfg.block_size, device);
+  if (was_training) model->train();
+  return out;
 }
 
 }  // namespace codex

@@ -117,22 +117,39 @@ GPTImpl::GPTImpl(const GPTConfig& c) : cfg(c) {
   }
 }
 
-torch::Tensor GPTImpl::hidden(const torch::Tensor& idx, KVCache* cache, int64_t pos_offset,
-                              const torch::Tensor& attn_mask) {
+torch::Tensor positions_from_mask(const torch::Tensor& attn_mask) {
+  return (attn_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+}
+
+bool is_head_parameter(const std::string& name) {
+  return name.rfind("reward_head.", 0) == 0 || name.rfind("value_head.", 0) == 0;
+}
+
+torch::Tensor GPTImpl::hidden(const torch::Tensor& idx, KVCache* cache, const torch::Tensor& attn_mask,
+                              const torch::Tensor& position_ids) {
   TORCH_CHECK(idx.dim() == 2, "GPT: idx must be (B, T), got ", idx.sizes());
-  const int64_t T = idx.size(1);
+  const int64_t B = idx.size(0), T = idx.size(1);
   const int64_t past = cache ? cache->length() : 0;
-  TORCH_CHECK(pos_offset >= 0 && pos_offset + T <= cfg.block_size, "GPT: positions [", pos_offset, ", ",
-              pos_offset + T, ") exceed block_size ", cfg.block_size);
+  TORCH_CHECK(past + T <= cfg.block_size, "GPT: positions [", past, ", ", past + T, ") exceed block_size ",
+              cfg.block_size);
   if (attn_mask.defined())
-    TORCH_CHECK(attn_mask.dim() == 2 && attn_mask.size(0) == idx.size(0) && attn_mask.size(1) == past + T,
-                "GPT: attn_mask must be (B, T_past + T) = (", idx.size(0), ", ", past + T, "), got ", attn_mask.sizes());
+    TORCH_CHECK(attn_mask.dim() == 2 && attn_mask.size(0) == B && attn_mask.size(1) == past + T,
+                "GPT: attn_mask must be (B, T_past + T) = (", B, ", ", past + T, "), got ", attn_mask.sizes());
   if (cache && cache->k.empty()) {
     cache->k.resize(cfg.n_layer);
     cache->v.resize(cfg.n_layer);
   }
-  auto pos = torch::arange(pos_offset, pos_offset + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
-  auto x = wte(idx) + wpe(pos);  // (B, T, C) + (T, C)
+  torch::Tensor x;
+  if (position_ids.defined()) {
+    TORCH_CHECK(position_ids.sizes() == idx.sizes(), "GPT: position_ids must be ", idx.sizes(), ", got ",
+                position_ids.sizes());
+    x = wte(idx) + wpe(position_ids);  // (B, T, C)
+  } else if (attn_mask.defined()) {
+    x = wte(idx) + wpe(positions_from_mask(attn_mask).narrow(1, past, T));
+  } else {
+    auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
+    x = wte(idx) + wpe(pos);  // (B, T, C) + (T, C)
+  }
   if (is_training() && cfg.dropout > 0) x = torch::dropout(x, cfg.dropout, true);
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
     torch::Tensor* ck = cache ? &cache->k[i] : nullptr;
@@ -140,6 +157,29 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx, KVCache* cache, int64_t 
     x = blocks[i]->forward(x, ck, cv, attn_mask);
   }
   return ln_f(x);  // (B, T, C)
+}
+
+void GPTImpl::add_scalar_head(const std::string& name) {
+  TORCH_CHECK(name == "reward_head" || name == "value_head", "GPT: unknown head '", name, "'");
+  if (has_head(name)) return;
+  auto head = register_module(name, torch::nn::Linear(cfg.n_embd, 1));
+  torch::NoGradGuard ng;
+  head->weight.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(cfg.n_embd + 1)));
+  head->bias.zero_();
+  if (!wte->weight.device().is_cpu()) head->to(wte->weight.device());
+  scalar_heads.emplace(name, head);
+}
+
+torch::Tensor GPTImpl::scalar(const std::string& name, const torch::Tensor& hid) {
+  auto it = scalar_heads.find(name);
+  TORCH_CHECK(it != scalar_heads.end(), "GPT: the model has no ", name);
+  return it->second(hid).squeeze(-1);  // (B, T)
+}
+
+std::vector<std::string> GPTImpl::head_names() const {
+  std::vector<std::string> out = {"lm"};
+  for (auto& [n, h] : scalar_heads) out.push_back(n);
+  return out;
 }
 
 torch::Tensor GPTImpl::lm_logits(const torch::Tensor& hid) {

@@ -13,6 +13,10 @@
 // Linear weights are torch's (out, in); HF's Conv1D stores (in, out): export transposes.
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "config/config.h"
 
 namespace codex {
@@ -66,14 +70,26 @@ TORCH_MODULE(Block);
 struct GPTImpl : torch::nn::Module {
   explicit GPTImpl(const GPTConfig& cfg);
 
-  // idx (B, T) int64 -> final hidden states (B, T, C) after ln_f. `pos_offset` is the position
-  // of idx[:, 0]; `cache`, when given, is read and extended. `attn_mask` (B, T_total) bool,
-  // optional: false marks padding keys (left-padded prompts).
-  torch::Tensor hidden(const torch::Tensor& idx, KVCache* cache = nullptr, int64_t pos_offset = 0,
-                       const torch::Tensor& attn_mask = {});
+  // idx (B, T) int64 -> final hidden states (B, T, C) after ln_f; the one forward that training,
+  // scoring and generation share. `cache`, when given, is read and extended (idx then holds the
+  // new tokens only). `attn_mask` (B, T_past + T) bool, optional: false marks padding (left
+  // padding). `position_ids` (B, T), optional; by default positions count real tokens only
+  // (cumsum of attn_mask - 1) when a mask is given, else T_past, T_past + 1, ... — so a left-padded
+  // row computes exactly what it computes alone.
+  torch::Tensor hidden(const torch::Tensor& idx, KVCache* cache = nullptr, const torch::Tensor& attn_mask = {},
+                       const torch::Tensor& position_ids = {});
   // LM head (tied to wte): (B, T, C) -> (B, T, V)
   torch::Tensor lm_logits(const torch::Tensor& hidden);
   torch::Tensor forward(const torch::Tensor& idx) { return lm_logits(hidden(idx)); }
+
+  // Scalar heads (reward model, value model): a Linear(C, 1) registered under `name`
+  // ("reward_head" or "value_head"), initialised N(0, 1/(C+1)), bias 0. The LM head is always
+  // there (tied to wte, no parameters of its own).
+  void add_scalar_head(const std::string& name);
+  bool has_head(const std::string& name) const { return scalar_heads.count(name) > 0; }
+  // hidden (B, T, C) -> (B, T) scalars of head `name`.
+  torch::Tensor scalar(const std::string& name, const torch::Tensor& hidden);
+  std::vector<std::string> head_names() const;  // "lm" + the scalar heads, sorted
 
   int64_t num_params() const;  // unique parameters (the tied head counted once)
 
@@ -83,7 +99,13 @@ struct GPTImpl : torch::nn::Module {
   torch::nn::ModuleList h{nullptr};
   std::vector<Block> blocks;  // the same modules as `h`, typed
   torch::nn::LayerNorm ln_f{nullptr};
+  std::map<std::string, torch::nn::Linear> scalar_heads;
 };
 TORCH_MODULE(GPT);
+
+// Parameter names that belong to a scalar head ("reward_head.weight", ...): not part of the trunk.
+bool is_head_parameter(const std::string& name);
+// Per-row positions of a left-padded batch: (cumsum(mask) - 1) clamped at 0, (B, T_total) int64.
+torch::Tensor positions_from_mask(const torch::Tensor& attn_mask);
 
 }  // namespace codex

@@ -2,11 +2,14 @@
 // the configured model on synthetic tokens (no data folder needed). Prints ONE JSON line:
 // {"tokens_per_s", "ms_per_step", "peak_rss_mb", "params", "threads", ...}.
 #include <chrono>
+#include <random>
 #include <iostream>
 
 #include "cli/registry.h"
 #include "model/gpt.h"
-#include "train/loop.h"
+#include "dist/context.h"
+#include "train/engine.h"
+#include "train/pretrain.h"
 #include "util/error.h"
 
 namespace codex {
@@ -29,15 +32,16 @@ int run_bench_train(cli::Invocation& inv) {
   const int64_t B = cfg.train.batch_size, T = g.block_size;
   auto data = torch::randint(0, g.vocab_size, {B, T + 1}, torch::kLong).to(device);  // (B, T + 1)
   auto x = data.slice(1, 0, T), y = data.slice(1, 1, T + 1);
-  auto params = model->parameters();
+  std::vector<Trainable> trainables = {{"", model->parameters(), opt.get()}};
+  auto dist = single_process_context();
 
-  // The same work per step as the trainer: forward, backward, clip, AdamW.
+  // The same work per step as the trainer: the engine's update (forward, backward, clip, AdamW).
+  int64_t step = 0;
   auto one_step = [&] {
-    opt->zero_grad();
-    for (int64_t m = 0; m < cfg.train.grad_accum; ++m)
-      (lm_loss(model, x, y, bf16, cfg.train.fused_loss) / static_cast<double>(cfg.train.grad_accum)).backward();
-    torch::nn::utils::clip_grad_norm_(params, cfg.train.grad_clip > 0 ? cfg.train.grad_clip : 1e30);
-    opt->step();
+    update(trainables, *dist, cfg.train.grad_accum, [&](int64_t) {
+      const double n = static_cast<double>(x.numel());
+      return MicroOut{lm_loss(model, x, y, bf16, cfg.train.fused_loss) * n, n, {}};
+    }, cfg.train.grad_clip, ++step);
   };
   for (int64_t i = 0; i < warmup; ++i) one_step();
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -67,6 +71,190 @@ int run_bench_train(cli::Invocation& inv) {
 cli::Registrar reg({"bench", "train", "training speed on synthetic tokens (one JSON line)",
                     {{"steps", true, "timed steps (default 20)"}, {"warmup", true, "untimed steps first (default 3)"}},
                     false, run_bench_train});
+
+}  // namespace
+}  // namespace codex
+
+// `codex-train bench sft --config F [--steps N]`: SFT steps on synthetic left-padded prompt /
+// completion batches of the configured model, side by side with plain LM steps on full windows of
+// the same model and batch (ONE JSON line): tokens/s counting every real token and counting
+// completion tokens only, the padding share, and the ratio to the LM step's tokens/s.
+#include "train/sequences.h"
+namespace codex {
+namespace {
+
+int run_bench_sft(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  const int threads = configure_threads(cfg.run.threads);
+  const torch::Device device = pick_device(cfg.run);
+  const int64_t steps = inv.get_int("steps", 10);
+  if (steps < 1) throw UsageError("--steps must be >= 1");
+  const int64_t vocab = cfg.model.vocab_size > 0 ? cfg.model.vocab_size : cfg.tokenizer.vocab_size;
+  GPTConfig g = GPTConfig::from(cfg.model, vocab);
+  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  GPT model(g);
+  model->to(device);
+  model->train();
+  auto opt = make_adamw(*model, cfg.optim);
+  std::vector<Trainable> tr = {{"", model->parameters(), opt.get()}};
+  auto dist = single_process_context();
+  const int64_t B = cfg.train.batch_size, T = g.block_size;
+  std::mt19937_64 rng(static_cast<uint64_t>(cfg.run.seed));
+  std::vector<Sequence> seqs(static_cast<size_t>(B * 4));
+  for (auto& s : seqs) {
+    s.prompt.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
+    s.completion.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
+    for (auto& t : s.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
+    for (auto& t : s.completion) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
+  }
+  double real = 0, comp = 0, padded = 0;
+  int64_t step = 0;
+  auto sft_step = [&] {
+    std::vector<const Sequence*> rows;
+    for (int64_t i = 0; i < B; ++i) rows.push_back(&seqs[static_cast<size_t>((step * B + i) % (B * 4))]);
+    SeqBatch b = make_batch(rows, T, true, 0);
+    real += static_cast<double>(b.real_tokens);
+    comp += static_cast<double>(b.completion_tokens);
+    padded += static_cast<double>(b.padded_tokens);
+    update(tr, *dist, 1, [&](int64_t) {
+      const double n = static_cast<double>(b.completion_tokens);
+      return MicroOut{lm_loss(model, b.input.to(device), b.targets.to(device), false, cfg.train.fused_loss,
+                              b.mask.to(device)) * n, n, {}};
+    }, cfg.train.grad_clip, ++step);
+  };
+  auto data = torch::randint(0, g.vocab_size, {B, T + 1}, torch::kLong).to(device);
+  auto lm_step = [&] {
+    update(tr, *dist, 1, [&](int64_t) {
+      auto x = data.slice(1, 0, T), y = data.slice(1, 1, T + 1);
+      const double n = static_cast<double>(y.numel());
+      return MicroOut{lm_loss(model, x, y, false, cfg.train.fused_loss) * n, n, {}};
+    }, cfg.train.grad_clip, ++step);
+  };
+  sft_step();
+  lm_step();
+  real = comp = padded = 0;
+  double t_sft = 0, t_lm = 0;
+  for (int64_t i = 0; i < steps; ++i) {  // interleaved, so both see the same machine state
+    auto t0 = std::chrono::steady_clock::now();
+    sft_step();
+    auto t1 = std::chrono::steady_clock::now();
+    lm_step();
+    auto t2 = std::chrono::steady_clock::now();
+    t_sft += std::chrono::duration<double>(t1 - t0).count();
+    t_lm += std::chrono::duration<double>(t2 - t1).count();
+  }
+  const double lm_tps = static_cast<double>(steps * B * T) / t_lm;
+  nlohmann::json out = {{"bench", "sft"},
+                        {"tokens_per_s_all", real / t_sft},
+                        {"tokens_per_s_completion", comp / t_sft},
+                        {"padding_share", padded / (real + padded)},
+                        {"lm_tokens_per_s", lm_tps},
+                        {"all_vs_lm", real / t_sft / lm_tps},
+                        {"peak_rss_mb", peak_rss_mb()},
+                        {"threads", threads},
+                        {"batch_size", B},
+                        {"block_size", T},
+                        {"steps", steps}};
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+cli::Registrar reg_sft({"bench", "sft", "SFT step speed on left-padded synthetic batches vs LM steps (one JSON line)",
+                        {{"steps", true, "timed steps of each kind (default 10)"}}, false, run_bench_sft});
+
+}  // namespace
+}  // namespace codex
+
+// `codex-train bench ppo --config F`: the three phases of a PPO iteration on the configured model
+// with random weights (ONE JSON line): rollout tokens/s decoding ppo.rollout.prompts_per_step x
+// samples_per_prompt responses together (KV cache, finished rows leave the batch) and the same
+// responses one at a time, scoring tokens/s (policy + reference + value forward, no autograd),
+// update tokens/s (one engine update of the policy on the rollout) and peak RSS.
+#include "generate/generate.h"
+namespace codex {
+namespace {
+
+int run_bench_ppo(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  const int threads = configure_threads(cfg.run.threads);
+  const torch::Device device = pick_device(cfg.run);
+  const int64_t vocab = cfg.model.vocab_size > 0 ? cfg.model.vocab_size : cfg.tokenizer.vocab_size;
+  GPTConfig g = GPTConfig::from(cfg.model, vocab);
+  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  GPT policy(g), ref(g), value(g);
+  value->add_scalar_head("value_head");
+  for (GPT* m : {&policy, &ref, &value}) (*m)->to(device);
+  const int64_t P = cfg.ppo.rollout.prompts_per_step, K = cfg.ppo.rollout.samples_per_prompt;
+  TokenTable table;
+  table.bytes.resize(static_cast<size_t>(g.vocab_size));
+  for (int64_t i = 0; i < g.vocab_size; ++i) table.bytes[i] = "t" + std::to_string(i) + " ";
+  table.eot_id = -1;  // never stops early: every response has max_new_tokens tokens
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(P));
+  std::mt19937_64 rng(1);
+  for (auto& p : prompts) {
+    p.resize(32);
+    for (auto& t : p) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
+  }
+  SamplingOptions so;
+  so.temperature = 1.0;
+  so.max_new_tokens = cfg.ppo.rollout.max_new_tokens;
+  so.batch_size = P * K;
+  policy->eval();
+  torch::NoGradGuard ng_outer;
+  auto t0 = std::chrono::steady_clock::now();
+  auto batched = generate_tokens(gpt_logits_fn(policy), table, prompts, K, so, g.block_size, device);
+  auto t1 = std::chrono::steady_clock::now();
+  so.batch_size = 1;
+  auto single = generate_tokens(gpt_logits_fn(policy), table, prompts, K, so, g.block_size, device);
+  auto t2 = std::chrono::steady_clock::now();
+  double gen = 0;
+  for (auto& s : batched) gen += static_cast<double>(s.tokens.size());
+  std::vector<Sequence> seqs;
+  for (auto& s : batched) seqs.push_back({prompts[s.prompt_index], std::vector<int32_t>(s.tokens.begin(), s.tokens.end())});
+  std::vector<const Sequence*> rows;
+  for (auto& s : seqs) rows.push_back(&s);
+  SeqBatch b = make_batch(rows, g.block_size, true, 0);
+  auto in = b.input.to(device), mk = b.mask.to(device);
+  auto t3 = std::chrono::steady_clock::now();
+  for (GPT* m : {&policy, &ref}) (void)torch::log_softmax((*m)->lm_logits((*m)->hidden(in, nullptr, mk)), -1);
+  (void)value->scalar("value_head", value->hidden(in, nullptr, mk));
+  auto t4 = std::chrono::steady_clock::now();
+  double upd_s = 0;
+  {
+    torch::GradMode::set_enabled(true);
+    policy->train();
+    auto opt = make_adamw(*policy, cfg.optim);
+    std::vector<Trainable> tr = {{"", policy->parameters(), opt.get()}};
+    auto dist = single_process_context();
+    auto t5 = std::chrono::steady_clock::now();
+    update(tr, *dist, 1, [&](int64_t) {
+      const double n = static_cast<double>(b.completion_tokens);
+      return MicroOut{lm_loss(policy, in, b.targets.to(device), false, true, mk) * n, n, {}};
+    }, 1.0, 1);
+    upd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t5).count();
+    torch::GradMode::set_enabled(false);
+  }
+  const double roll_b = std::chrono::duration<double>(t1 - t0).count();
+  const double roll_1 = std::chrono::duration<double>(t2 - t1).count();
+  const double score_s = std::chrono::duration<double>(t4 - t3).count();
+  nlohmann::json out = {{"bench", "ppo"},
+                        {"rollout_tokens_per_s", gen / roll_b},
+                        {"rollout_one_at_a_time_tokens_per_s", gen / roll_1},
+                        {"rollout_speedup", roll_1 / roll_b},
+                        {"scoring_tokens_per_s", static_cast<double>(b.real_tokens) / score_s},
+                        {"update_tokens_per_s", static_cast<double>(b.real_tokens) / upd_s},
+                        {"responses", batched.size()},
+                        {"max_new_tokens", so.max_new_tokens},
+                        {"peak_rss_mb", peak_rss_mb()},
+                        {"threads", threads},
+                        {"params", policy->num_params()}};
+  (void)single;
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+cli::Registrar reg_ppo({"bench", "ppo", "PPO phases: batched vs one-at-a-time rollout, scoring, update (one JSON line)",
+                        {}, false, run_bench_ppo});
 
 }  // namespace
 }  // namespace codex

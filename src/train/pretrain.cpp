@@ -1,42 +1,105 @@
-// `codex-train pretrain`: trains the GPT (M0) on a prepared token folder.
-//   setup (threads, device, processes) -> data -> model (fresh, init_from or resume) -> optimizer
-//   -> loop (shared with the other trainers, train/loop.h) -> final checkpoint + summary.
-#include <cstring>
+// `codex-train pretrain`: trains the GPT (M0) on a prepared token folder. A recipe over the run
+// context and the engine: data -> model (fresh, init_from or resume) -> optimizer -> steps.
+#include "train/pretrain.h"
+
 #include <iostream>
+#include <sstream>
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
-#include "data/dataset.h"
-#include "dist/dist.h"
-#include "model/gpt.h"
-#include "train/loop.h"
-#include "train/tensorboard.h"
+#include "ops/cross_entropy.h"
+#include "train/engine.h"
+#include "train/run.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
 
 namespace codex {
-namespace {
 
 using json = nlohmann::json;
 
-int run_pretrain(cli::Invocation& inv) {
-  Config cfg = inv.config();
-  const TrainConfig& tc = cfg.train;
+torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y, bool bf16, bool fused,
+                      const torch::Tensor& attn_mask) {
+  if (fused && !bf16) {
+    auto hid = model->hidden(x, nullptr, attn_mask);  // (B, T, C)
+    return linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->wte->weight, y.reshape(-1));
+  }
+  AutocastScope ac(bf16);
+  auto logits = model->lm_logits(model->hidden(x, nullptr, attn_mask));  // (B, T, V)
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), y.reshape(-1));
+}
 
-  // -- setup --------------------------------------------------------------------------------
-  const int threads = configure_threads(cfg.run.threads);
-  torch::Device device = pick_device(cfg.run);
-  const bool bf16 = use_bf16_autocast(tc, device);
-  // One process, or one rank of a torchrun/Slurm/MPI-launched job (c10d; cuda:<LOCAL_RANK>).
-  std::shared_ptr<DistContext> dist = make_dist_context(cfg.dist, device);
+// ---- data -----------------------------------------------------------------------------------
 
-  // -- data ---------------------------------------------------------------------------------
+BatchSampler::BatchSampler(const TokenDataset& data, int64_t block, int64_t global_batch, uint64_t seed, int rank,
+                           int world)
+    : data_(data), block_(block), global_batch_(global_batch), rng_(seed) {
+  if (global_batch % world != 0)
+    throw UsageError("train.batch_size (" + std::to_string(global_batch) + ") must be divisible by the world size (" +
+                     std::to_string(world) + ")");
+  if (data.size() < block + 1)
+    throw UsageError("training data has " + std::to_string(data.size()) + " tokens, fewer than block_size + 1 = " +
+                     std::to_string(block + 1));
+  lo_ = global_batch / world * rank;
+  hi_ = lo_ + global_batch / world;
+}
+
+std::pair<torch::Tensor, torch::Tensor> BatchSampler::next() {
+  const uint64_t range = static_cast<uint64_t>(data_.size() - block_);  // window starts in [0, N - block - 1]
+  auto buf = torch::empty({hi_ - lo_, block_ + 1}, torch::kLong);       // (B_local, T + 1)
+  for (int64_t i = 0; i < global_batch_; ++i) {
+    const int64_t start = static_cast<int64_t>(rng_() % range);  // every rank draws every row
+    if (i >= lo_ && i < hi_) data_.read(start, block_ + 1, buf[i - lo_].data_ptr<int64_t>());
+  }
+  return {buf.slice(1, 0, block_), buf.slice(1, 1, block_ + 1)};
+}
+
+std::string BatchSampler::state() const {
+  std::ostringstream os;
+  os << rng_;
+  return os.str();
+}
+
+void BatchSampler::set_state(const std::string& s) {
+  std::istringstream is(s);
+  is >> rng_;
+  if (!is) throw UsageError("checkpoint: unreadable data-loader state");
+}
+
+double eval_lm_loss(GPT& model, const TokenDataset& val, int64_t block, int64_t batch, int64_t batches,
+                    DistContext& dist, const torch::Device& device, bool bf16, bool fused) {
+  if (val.size() < block + 1)
+    throw UsageError("validation data has " + std::to_string(val.size()) + " tokens, fewer than block_size + 1");
+  const int64_t W = dist.world_size(), lo = batch / W * dist.rank(), n_local = batch / W;
+  const int64_t windows = batch * batches, span = val.size() - block - 1;
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard ng;
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    auto buf = torch::empty({n_local, block + 1}, torch::kLong);  // (B_local, T + 1)
+    for (int64_t i = 0; i < n_local; ++i) {
+      const int64_t w = b * batch + lo + i;
+      const int64_t start = windows > 1 ? span * w / (windows - 1) : 0;
+      val.read(start, block + 1, buf[i].data_ptr<int64_t>());
+    }
+    buf = buf.to(device);
+    sum += lm_loss(model, buf.slice(1, 0, block), buf.slice(1, 1, block + 1), bf16, fused).item<double>();
+  }
+  if (was_training) model->train();
+  return dist.all_reduce_mean(sum / static_cast<double>(batches));
+}
+
+// ---- the recipe -----------------------------------------------------------------------------
+
+json pretrain(const Config& config) {
+  const TrainConfig& tc = config.train;
+  // -- data (checked before the run folder is touched) --
   if (tc.data.empty()) throw UsageError("train.data: expected a prepared data folder (from `data prepare`)");
   if (!fs::is_directory(tc.data)) throw UsageError("train.data: '" + tc.data + "' is not a folder");
   TokenDataset train_data(tc.data, "train"), val_data(tc.data, "val");
   const std::string tokenizer_path = (fs::path(tc.data) / "tokenizer.model").string();
-  GPTConfig gcfg = GPTConfig::from(cfg.model, train_data.vocab_size());
+  GPTConfig gcfg = GPTConfig::from(config.model, train_data.vocab_size());
   if (gcfg.vocab_size < train_data.vocab_size())
     throw UsageError("model.vocab_size (" + std::to_string(gcfg.vocab_size) + ") is smaller than the data's (" +
                      std::to_string(train_data.vocab_size()) + ")");
@@ -46,122 +109,79 @@ int run_pretrain(cli::Invocation& inv) {
                      " tokens, fewer than block_size + 1 = " + std::to_string(gcfg.block_size + 1) +
                      "; prepare the data with a larger data.val_fraction, or set train.eval_every=0");
 
-  // One run per run.dir at a time (rank 0 holds the lock until the process ends).
-  std::unique_ptr<DirLock> run_lock;
-  if (dist->is_main()) {
-    make_output_dir(cfg.run.dir, "run.dir");
-    run_lock = std::make_unique<DirLock>(cfg.run.dir);
-    // Found now rather than at the first checkpoint, after minutes of training.
-    make_output_dir(fs::path(cfg.run.dir) / "checkpoints", "checkpoint folder");
-  }
+  Run run(config, "pretrain");
+  const Config& cfg = run.cfg();
+  const Fingerprint fp = {{"data", train_data.checksum()}, {"tokenizer", content_checksum(tokenizer_path)}};
+  json resume_state;
+  if (run.resume_from()) resume_state = run.check_resume(fp);
 
-  // -- model: resume > init_from > fresh ------------------------------------------------------
-  std::optional<std::string> resume_from;
-  if (!cfg.resume && fs::exists(fs::path(cfg.run.dir) / "checkpoints" / "latest"))
-    throw UsageError("run.dir '" + cfg.run.dir + "' already holds a run with checkpoints; pass resume=true to continue "
-                     "it, or choose another run.dir (nothing was changed)");
-  if (cfg.resume) {
-    resume_from = find_resume_checkpoint(cfg.run.dir);
-    if (!resume_from) spdlog::info("resume: no checkpoint under {}/checkpoints yet; starting from step 0", cfg.run.dir);
-  }
+  // -- model: resume > init_from > fresh --
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   GPT model(gcfg);
-  if (resume_from) {
-    load_weights(*resume_from, model);
+  if (run.resume_from()) {
+    load_weights(*run.resume_from(), model);
   } else if (!tc.init_from.empty()) {
     if (fs::exists(fs::path(tc.init_from) / "model.safetensors") && !fs::exists(fs::path(tc.init_from) / "MANIFEST.json"))
       throw UsageError("train.init_from: '" + tc.init_from + "' is a Hugging Face folder; convert it first with "
                        "`codex-train import hf --in " + tc.init_from + " --out DIR` and pass DIR");
-    LoadedModel init = load_model(tc.init_from);
-    load_weights(init.dir, model);
-    spdlog::info("init_from: weights of {} (step {}), fresh optimizer", init.dir, init.step);
+    const std::string init = resolve_checkpoint(tc.init_from);
+    load_weights(init, model, LoadMode::trunk);
+    spdlog::info("init_from: weights of {}, fresh optimizer", init);
   }
-  model->to(device);
-  dist->watch(model->parameters());
+  model->to(run.device());
+  run.dist().watch(model->parameters());
   auto opt = make_adamw(*model, cfg.optim);
-  BatchSampler sampler(train_data, gcfg.block_size, tc.batch_size, static_cast<uint64_t>(cfg.run.seed), dist->rank(),
-                       dist->world_size());
+  std::vector<Trainable> trainables = {{"", model->parameters(), opt.get()}};
+  BatchSampler sampler(train_data, gcfg.block_size, tc.batch_size, static_cast<uint64_t>(cfg.run.seed),
+                       run.dist().rank(), run.dist().world_size());
   int64_t start_step = 0;
-  if (resume_from) {
-    load_optimizer_and_rng(*resume_from, *opt);
-    dist->shard_optimizer_state(*opt);
-    const json st = read_checkpoint_state(*resume_from);
-    start_step = st.at("step");
-    sampler.set_state(st.at("sampler"));
-    spdlog::info("resume: continuing from {} (step {})", *resume_from, start_step);
-    if (start_step >= tc.max_steps) {
-      spdlog::info("pretrain: the run is already complete (step {} of train.max_steps {}); nothing to do", start_step,
-                   tc.max_steps);
-      if (dist->is_main())
-        std::cout << json{{"steps", start_step}, {"checkpoint", *resume_from}, {"complete", true}}.dump() << std::endl;
-      return 0;
-    }
+  if (run.resume_from()) {
+    load_optimizer_and_rng(*run.resume_from(), *opt);
+    run.dist().shard_optimizer_state(*opt);
+    start_step = resume_state.at("step");
+    sampler.set_state(resume_state.at("sampler"));
+    spdlog::info("resume: continuing from {} (step {})", *run.resume_from(), start_step);
+    if (start_step >= tc.max_steps) return run.already_complete(start_step, tc.max_steps);
   }
   spdlog::info("pretrain: {} params ({} layers, {} heads, {} embd, block {}, vocab {}), {} train / {} val tokens, "
                "device {}{}, {} thread(s)",
                model->num_params(), gcfg.n_layer, gcfg.n_head, gcfg.n_embd, gcfg.block_size, gcfg.vocab_size,
-               train_data.size(), val_data.size(), device.str(), bf16 ? " bf16" : "", threads);
+               train_data.size(), val_data.size(), run.device().str(), run.bf16() ? " bf16" : "", run.threads());
 
-  // -- outputs --------------------------------------------------------------------------------
-  std::unique_ptr<MetricsLog> metrics;
-  std::unique_ptr<TensorBoardWriter> tb;
-  if (dist->is_main()) {  // run.dir was created with the lock above
-    write_file_atomic(fs::path(cfg.run.dir) / "config.yaml", config_to_yaml(cfg));
-    metrics = std::make_unique<MetricsLog>(cfg.run.dir, start_step);
-    tb = std::make_unique<TensorBoardWriter>(cfg.run.dir);
-  }
-
-  // -- loop -----------------------------------------------------------------------------------
-  LoopSpec spec;
-  spec.name = "pretrain";
-  spec.cfg = &cfg;
-  spec.model = model;
-  spec.opt = opt.get();
-  spec.dist = dist.get();
-  spec.start_step = start_step;
+  // -- steps --
+  DriverSpec spec;
+  run.start(start_step, fp, spec);
+  spec.trainables = &trainables;
   spec.max_steps = tc.max_steps;
-  spec.tokens_per_step = tc.batch_size * tc.grad_accum * gcfg.block_size;
-  spec.micro_loss = [&](int64_t, int64_t) {
-    auto [x, y] = sampler.next();  // (B_local, T) each
-    return lm_loss(model, x.to(device), y.to(device), bf16, tc.fused_loss);
+  const double tokens_per_step = static_cast<double>(tc.batch_size * tc.grad_accum * gcfg.block_size);
+  model->train();
+  spec.step = [&](int64_t step, double) {
+    UpdateOut u = update(
+        trainables, run.dist(), tc.grad_accum,
+        [&](int64_t) {
+          auto [x, y] = sampler.next();  // (B_local, T) each
+          const double n = static_cast<double>(x.numel());
+          return MicroOut{lm_loss(model, x.to(run.device()), y.to(run.device()), run.bf16(), tc.fused_loss) * n, n, {}};
+        },
+        tc.grad_clip, step);
+    return StepOut{u.loss, tokens_per_step, {{"grad_norm", u.grad_norms.at("")}}};
   };
   spec.evaluate = [&]() -> std::map<std::string, double> {
-    return {{"val_loss", eval_lm_loss(model, val_data, gcfg.block_size, tc.batch_size, tc.eval_batches, *dist, device,
-                                      bf16, tc.fused_loss)}};
+    return {{"val_loss", eval_lm_loss(model, val_data, gcfg.block_size, tc.batch_size, tc.eval_batches, run.dist(),
+                                      run.device(), run.bf16(), tc.fused_loss)}};
   };
-  std::string last_ckpt;
   spec.save = [&](int64_t step) {
-    dist->gather_optimizer_state(*opt);
-    if (dist->is_main())
-      last_ckpt = save_training_checkpoint(cfg.run.dir, step, model, opt.get(), cfg, tokenizer_path,
-                                           json{{"sampler", sampler.state()}});
-    dist->shard_optimizer_state(*opt);
-    if (tb) tb->flush();
-    dist->barrier();
+    run.save(step, {ModuleRef{"model", model, opt.get()}}, tokenizer_path, json{{"sampler", sampler.state()}});
   };
-  spec.metrics = metrics.get();
-  if (tb) spec.scalar = [&](const std::string& tag, int64_t step, double v) { tb->add_scalar(tag, step, v); };
-  LoopResult r = run_train_loop(spec);
-  if (r.stopped_by_signal != 0) {
-    const std::string by = r.stopped_by_signal > 0 ? strsignal(r.stopped_by_signal) : std::string("a peer rank's signal");
-    throw RunError("interrupted (" + by + ") after step " + std::to_string(r.steps_done) + "; checkpoint " +
-                   (last_ckpt.empty() ? std::string("(rank 0 wrote it)") : last_ckpt) +
-                   " written; continue with resume=true");
-  }
+  DriverResult r = run_steps(spec);
+  return run.finish(r, start_step);
+}
 
-  // -- summary --------------------------------------------------------------------------------
-  if (dist->is_main()) {
-    if (tb) tb->flush();
-    const int64_t done = std::max<int64_t>(0, r.steps_done - start_step);
-    spdlog::info("pretrain: done, {} steps in {} ({:.0f} tok/s); loss {:.4f} -> {:.4f}{}; checkpoint {}", done,
-                 human_duration(r.seconds), r.tokens_per_s, r.first_loss, r.last_loss,
-                 r.last_val_loss >= 0 ? fmt::format(", val_loss {:.4f}", r.last_val_loss) : "",
-                 last_ckpt.empty() ? "(none)" : last_ckpt);
-    json out = {{"steps", std::max(r.steps_done, start_step)}, {"loss", r.last_loss}, {"tokens_per_s", r.tokens_per_s},
-                {"seconds", r.seconds}, {"checkpoint", last_ckpt}};
-    if (r.last_val_loss >= 0) out["val_loss"] = r.last_val_loss;
-    std::cout << out.dump() << std::endl;
-  }
+namespace {
+
+int run_pretrain(cli::Invocation& inv) {
+  json out = pretrain(inv.config());
+  std::cout << out.dump() << std::endl;
   return 0;
 }
 

@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "pipeline/pipeline.h"
 
 #include <catch2/catch.hpp>
 
@@ -125,6 +126,15 @@ TEST_CASE("config: every shipped YAML under configs/ loads", "[config]") {
   REQUIRE(!files.empty());
   for (auto& f : files) {
     INFO(f.string());
-    REQUIRE_NOTHROW(load_config(f.string(), {}));
+    // Pipeline configs hold every stage's section (sft.train.*, ...): read as the pipeline does.
+    if (f.parent_path().filename() == "pipeline") {
+      REQUIRE_NOTHROW(pipeline_stage_configs(f.string(), {}));
+      REQUIRE_THROWS_WITH(pipeline_stage_configs(f.string(), {"sft.optim.lrr=1"}), Catch::Contains("optim.lrr"));
+      auto stages = pipeline_stage_configs(f.string(), {"sft.optim.lr=0.25"});
+      REQUIRE(stages.at("sft").optim.lr == 0.25);
+      REQUIRE(stages.at("pretrain").optim.lr != 0.25);
+    } else {
+      REQUIRE_NOTHROW(load_config(f.string(), {}));
+    }
   }
 }

@@ -93,26 +93,47 @@ TEST_CASE("gpt: KV-cache decoding equals the full forward; padding mask isolates
   auto idx = torch::randint(0, 37, {2, 10}, torch::kLong);
   auto full = m->hidden(idx);  // (2, 10, 16)
   KVCache cache;
-  auto a = m->hidden(idx.slice(1, 0, 6), &cache, 0);
+  auto a = m->hidden(idx.slice(1, 0, 6), &cache);
   REQUIRE(cache.length() == 6);
-  auto b = m->hidden(idx.slice(1, 6, 7), &cache, 6);
-  auto c = m->hidden(idx.slice(1, 7, 10), &cache, 7);
+  auto b = m->hidden(idx.slice(1, 6, 7), &cache);
+  auto c = m->hidden(idx.slice(1, 7, 10), &cache);
   REQUIRE(cache.length() == 10);
   auto inc = torch::cat({a, b, c}, 1);
   REQUIRE((inc - full).abs().max().item<double>() < 1e-5);
 
-  // A sequence left-padded by 3 (garbage pad tokens) then run at positions [3, 10) with the mask
-  // gives the same hidden states for its real tokens as the unpadded sequence at those positions.
+  // A sequence left-padded by 3 (garbage pad tokens) with the mask gives, at its real tokens, the
+  // hidden states of the sequence alone: positions count real tokens only (0..6), pad keys unseen.
   auto real = idx.slice(0, 0, 1).slice(1, 0, 7);                                        // (1, 7)
   auto padded = torch::cat({torch::full({1, 3}, 5, torch::kLong), real}, 1);              // (1, 10)
   auto mask = torch::ones({1, 10}, torch::kBool);
   mask.slice(1, 0, 3).fill_(false);
-  auto hp = m->hidden(padded, nullptr, 0, mask).slice(1, 3);  // pad tokens take positions 0..2
-  // Reference: the same tokens with the pad keys simply absent.
-  auto x = m->wte(real) + m->wpe(torch::arange(3, 10, torch::kLong));
+  auto hp = m->hidden(padded, nullptr, mask).slice(1, 3);
+  // Reference: built by hand from the blocks, the same tokens with no padding at all.
+  auto x = m->wte(real) + m->wpe(torch::arange(0, 7, torch::kLong));
   for (auto& blk : m->blocks) x = blk->forward(x, nullptr, nullptr, {});
   auto want = m->ln_f(x);
   REQUIRE((hp - want).abs().max().item<double>() < 1e-5);
+  // Explicit position_ids give the same.
+  auto pos = torch::cat({torch::zeros({1, 3}, torch::kLong), torch::arange(0, 7, torch::kLong).unsqueeze(0)}, 1);
+  REQUIRE((m->hidden(padded, nullptr, mask, pos).slice(1, 3) - want).abs().max().item<double>() < 1e-6);
+}
+
+TEST_CASE("gpt: scalar heads are registered on demand and read per position", "[model]") {
+  GPT m(tiny_cfg());
+  const auto trunk = m->named_parameters().size();
+  m->add_scalar_head("value_head");
+  REQUIRE(m->named_parameters().size() == trunk + 2);
+  REQUIRE(m->head_names() == std::vector<std::string>{"lm", "value_head"});
+  REQUIRE(is_head_parameter("value_head.weight"));
+  REQUIRE_FALSE(is_head_parameter("h.0.ln_1.weight"));
+  auto idx = torch::randint(0, 37, {2, 5}, torch::kLong);
+  auto h = m->hidden(idx);
+  auto v = m->scalar("value_head", h);  // (2, 5)
+  REQUIRE(v.sizes() == torch::IntArrayRef({2, 5}));
+  auto& lin = m->scalar_heads.at("value_head");
+  auto want = torch::matmul(h, lin->weight.squeeze(0)) + lin->bias;
+  REQUIRE((v - want).abs().max().item<double>() < 1e-6);
+  REQUIRE_THROWS(m->scalar("reward_head", h));
 }
 
 TEST_CASE("gpt: positions beyond block_size are refused", "[model]") {

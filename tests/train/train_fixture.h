@@ -22,9 +22,9 @@ inline std::vector<int32_t> patterned_tokens(int64_t n, int64_t vocab, uint32_t 
   return t;
 }
 
-inline void write_prepared_folder(const std::filesystem::path& dir, int64_t vocab = 64) {
+inline void write_prepared_folder(const std::filesystem::path& dir, uint32_t seed = 1, int64_t vocab = 64) {
   std::filesystem::create_directories(dir);
-  write_token_shard((dir / "train_00000.bin").string(), patterned_tokens(20000, vocab, 1), vocab);
+  write_token_shard((dir / "train_00000.bin").string(), patterned_tokens(20000, vocab, seed), vocab);
   write_token_shard((dir / "val_00000.bin").string(), patterned_tokens(4000, vocab, 2), vocab);
 }
 

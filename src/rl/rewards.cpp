@@ -1,0 +1,77 @@
+#include "rl/rewards.h"
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace codex::rl {
+
+namespace {
+constexpr const char* kTag = "CODEX-OUTCOME:";
+}
+
+std::string graded_program(const std::string& program) {
+  // The program travels as a JSON string literal (valid Python for any text after escaping).
+  const std::string lit = nlohmann::json(program).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  return "__codex_src = " + lit + "\n"
+         "try:\n"
+         "    __codex_code = compile(__codex_src, '<string>', 'exec')\n"
+         "except BaseException:\n"
+         "    raise RuntimeError('" + std::string(kTag) + "syntax') from None\n"
+         "try:\n"
+         "    exec(__codex_code, {'__name__': '__main__'})\n"
+         "except AssertionError:\n"
+         "    raise RuntimeError('" + std::string(kTag) + "wrong') from None\n"
+         "except BaseException:\n"
+         "    raise RuntimeError('" + std::string(kTag) + "error') from None\n";
+}
+
+Outcome outcome_of(const eval::ProgramResult& r) {
+  if (r.passed) return Outcome::passed;
+  const auto at = r.result.find(kTag);
+  if (at != std::string::npos) {
+    const std::string what = r.result.substr(at + std::string(kTag).size());
+    if (what.rfind("wrong", 0) == 0) return Outcome::wrong;
+    if (what.rfind("syntax", 0) == 0) return Outcome::syntax;
+  }
+  return Outcome::error;
+}
+
+double execution_reward(Outcome o) {
+  switch (o) {
+    case Outcome::passed: return 1.0;
+    case Outcome::wrong: return -0.3;
+    case Outcome::error: return -0.6;
+    case Outcome::syntax: return -1.0;
+  }
+  return -1.0;
+}
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::passed: return "passed";
+    case Outcome::wrong: return "wrong";
+    case Outcome::error: return "error";
+    case Outcome::syntax: return "syntax";
+  }
+  return "?";
+}
+
+SafetyRules::SafetyRules(const std::vector<std::string>& patterns) {
+  for (auto& p : patterns) {
+    if (p.empty()) throw UsageError("ppo.safety.patterns: an empty pattern matches everywhere");
+    try {
+      rules_.emplace_back(p, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      throw UsageError("ppo.safety.patterns: '" + p + "' is not a valid regular expression (" + e.what() + ")");
+    }
+  }
+}
+
+int64_t SafetyRules::violations(const std::string& text) const {
+  int64_t n = 0;
+  for (auto& re : rules_) n += std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator());
+  return n;
+}
+
+}  // namespace codex::rl

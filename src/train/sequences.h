@@ -1,0 +1,49 @@
+#pragma once
+// Prompt/completion sequences as every fine-tuning trainer and scorer sees them: token ids, an
+// end-of-text token after every completion, left padding (so completions start in the same
+// column and generation/scoring/training share one layout), targets masked to -100 where no loss
+// is taken, positions counting real tokens only (GPT::hidden with the attention mask).
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace codex {
+
+class Tokenizer;
+
+struct Sequence {
+  std::vector<int32_t> prompt;      // may be empty
+  std::vector<int32_t> completion;  // ends with the end-of-text token
+};
+
+// Tokenizes prompt and completion separately (the boundary is exact) and appends eot.
+Sequence make_sequence(const Tokenizer& tok, const std::string& prompt, const std::string& completion);
+
+struct SeqBatch {
+  torch::Tensor input;    // (B, W) int64: left padding (pad id), then prompt + completion minus its last token
+  torch::Tensor targets;  // (B, W) int64: next token where a loss is taken, else -100
+  torch::Tensor mask;     // (B, W) bool: false on padding
+  torch::Tensor last;     // (B) int64: column of each row's last real input token (its eot is predicted there)
+  int64_t truncated = 0;  // rows that had to be cut to fit the block
+  int64_t completion_tokens = 0, real_tokens = 0, padded_tokens = 0;
+};
+
+// Builds a batch. A sequence longer than block + 1 tokens loses tokens from the LEFT of its prompt
+// (then, if still too long, the end of its completion). mask_prompt: targets only on completion
+// tokens (the eot included); else on every real token after the first.
+SeqBatch make_batch(const std::vector<const Sequence*>& rows, int64_t block, bool mask_prompt, int64_t pad_id);
+
+// Whole sequences (prompt + completion with its eot) left-padded for scoring with a scalar head:
+// input (B, W) with each row's LAST real token (the eot) in column W - 1, mask false on padding.
+// Too-long rows lose tokens from the left of the prompt (`truncated` counts them).
+struct ScoreBatch {
+  torch::Tensor input, mask;
+  int64_t truncated = 0;
+};
+ScoreBatch make_score_batch(const std::vector<const Sequence*>& rows, int64_t block, int64_t pad_id);
+
+// Sum and count over the unmasked targets of per-token values (B, W) (e.g. log-probs): (B) each.
+torch::Tensor masked_row_sum(const torch::Tensor& values, const torch::Tensor& targets);
+
+}  // namespace codex

@@ -1,0 +1,365 @@
+// `codex-train sft`: supervised fine-tuning (M1). Data -> sequences -> model from sft.init (or
+// resume) -> steps of left-padded, prompt-masked batches through the engine -> checkpoints.
+#include "train/sft.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <random>
+
+#include "checkpoint/checkpoint.h"
+#include "cli/registry.h"
+#include "data/jsonl.h"
+#include "eval/humaneval.h"
+#include "generate/evaluate.h"
+#include "generate/generate.h"
+#include "util/device.h"
+#include "ops/cross_entropy.h"
+#include "tokenizer/tokenizer.h"
+#include "train/engine.h"
+#include "train/run.h"
+#include "train/sequences.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace codex {
+
+using json = nlohmann::json;
+
+namespace {
+// Where the docstring of the problem's function is: [open, close) of its text between the quotes.
+struct DocSpan {
+  size_t open = std::string::npos, close = std::string::npos;
+  std::string quote;
+};
+DocSpan find_docstring(const Problem& p) {
+  DocSpan d;
+  const std::string& s = p.prompt;
+  size_t def = s.rfind("def " + p.entry_point + "(");
+  if (def == std::string::npos) def = s.rfind("def ");
+  if (def == std::string::npos) return d;
+  for (const char* q : {"\"\"\"", "'''"}) {
+    size_t at = s.find(q, def);
+    if (at != std::string::npos && at < d.open) d.open = at, d.quote = q;
+  }
+  if (d.open == std::string::npos) return d;
+  d.close = s.find(d.quote, d.open + 3);
+  if (d.close == std::string::npos) d.open = std::string::npos;
+  return d;
+}
+}  // namespace
+
+std::string with_docstring(const Problem& p, const std::string& doc) {
+  DocSpan d = find_docstring(p);
+  if (d.open == std::string::npos) return "";
+  return p.prompt.substr(0, d.open + 3) + doc + p.prompt.substr(d.close);
+}
+
+std::pair<std::string, std::string> docstring_task(const Problem& p) {
+  const std::string& s = p.prompt;
+  size_t def = s.rfind("def " + p.entry_point + "(");
+  if (def == std::string::npos) def = s.rfind("def ");
+  if (def == std::string::npos) return {};
+  size_t open = std::string::npos;
+  std::string quote;
+  for (const char* q : {"\"\"\"", "'''"}) {
+    size_t at = s.find(q, def);
+    if (at != std::string::npos && at < open) open = at, quote = q;
+  }
+  if (open == std::string::npos) return {};
+  const size_t close = s.find(quote, open + 3);
+  if (close == std::string::npos) return {};
+  std::string doc = s.substr(open + 3, close - open - 3);
+  // Drop the docstring's lines: from the start of the opening line to the end of the closing one.
+  size_t line_start = s.rfind('\n', open);
+  line_start = line_start == std::string::npos ? 0 : line_start + 1;
+  size_t line_end = s.find('\n', close);
+  line_end = line_end == std::string::npos ? s.size() : line_end + 1;
+  std::string code = s.substr(0, line_start) + s.substr(line_end) + p.canonical_solution;
+  while (!code.empty() && (code.back() == '\n' || code.back() == ' ')) code.pop_back();
+  // Trim the docstring's surrounding blank space; its inner layout is kept.
+  const size_t a = doc.find_first_not_of(" \n\t"), b = doc.find_last_not_of(" \n\t");
+  if (a == std::string::npos) return {};
+  doc = doc.substr(a, b - a + 1);
+  return {code + "\n\n# docstring of " + p.entry_point + ":\n\"\"\"", doc + "\"\"\""};
+}
+
+std::vector<std::pair<std::string, std::string>> sft_pairs(const std::string& path, const std::string& task) {
+  const auto first = read_jsonl(path, "examples");
+  std::vector<std::pair<std::string, std::string>> out;
+  const bool problems = first.front().contains("task_id") && first.front().contains("entry_point");
+  if (problems) {
+    for (auto& p : read_problems(path)) {
+      if (task == "docstring") {
+        auto d = docstring_task(p);
+        if (!d.first.empty()) out.push_back(std::move(d));
+      } else if (!p.canonical_solution.empty()) {
+        out.emplace_back(p.prompt, p.canonical_solution);
+      }
+    }
+  } else {
+    if (task == "docstring")
+      throw UsageError(path + ": sft.task=docstring needs a problems file (task_id, prompt, canonical_solution, "
+                       "entry_point), not demonstrations");
+    for (auto& d : read_demos(path)) out.emplace_back(d.prompt, d.completion);
+  }
+  if (out.empty())
+    throw UsageError(path + ": no usable examples for sft.task=" + task +
+                     (problems ? " (problems need a canonical_solution" +
+                                     std::string(task == "docstring" ? " and a docstring in the prompt)" : ")")
+                              : ""));
+  return out;
+}
+
+namespace {
+
+// Deterministic order of epoch `e`: Fisher-Yates driven by mt19937_64(seed + e) (portable).
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t e) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = i;
+  std::mt19937_64 rng(seed + static_cast<uint64_t>(e) * 0x9E3779B97F4A7C15ULL);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(v[i], v[rng() % static_cast<uint64_t>(i + 1)]);
+  return v;
+}
+
+struct Split {
+  std::vector<Sequence> train, val;
+};
+
+// Masked LM loss sum and count of a batch: (sum over unmasked targets of -log p, count).
+std::pair<torch::Tensor, double> batch_loss_sum(GPT& model, const SeqBatch& b, const torch::Device& dev) {
+  auto input = b.input.to(dev), targets = b.targets.to(dev), mask = b.mask.to(dev);
+  auto hid = model->hidden(input, nullptr, mask);  // (B, W, C)
+  const double count = static_cast<double>((b.targets != -100).sum().item<int64_t>());
+  if (count == 0) return {hid.sum() * 0.0, 0.0};
+  auto mean = linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->wte->weight, targets.reshape(-1));
+  return {mean * count, count};
+}
+
+}  // namespace
+
+json sft(const Config& config) {
+  const SFTConfig& sc = config.sft;
+  const TrainConfig& tc = config.train;
+  // -- inputs, all checked before the run folder is touched --
+  if (sc.init.empty()) throw UsageError("sft.init: expected the checkpoint to fine-tune (an M0 run or a checkpoint folder)");
+  if (sc.data.empty()) throw UsageError("sft.data: expected a problems or demos JSONL file");
+  const std::string init = resolve_checkpoint(sc.init);
+  LoadedModel base = load_model(init);
+  if (base.tokenizer_path.empty()) throw UsageError("sft.init: checkpoint " + init + " carries no tokenizer");
+  Tokenizer tok(base.tokenizer_path);
+  auto pairs = sft_pairs(sc.data, sc.task);
+  std::vector<std::pair<std::string, std::string>> val_pairs;
+  if (!sc.val_data.empty()) {
+    val_pairs = sft_pairs(sc.val_data, sc.task);
+  } else if (sc.val_fraction > 0 && pairs.size() >= 10) {
+    // A deterministic held-out slice: every example's place in a seeded permutation decides.
+    auto order = epoch_order(static_cast<int64_t>(pairs.size()), static_cast<uint64_t>(config.run.seed), -1);
+    const size_t n_val = std::max<size_t>(1, static_cast<size_t>(std::llround(sc.val_fraction * pairs.size())));
+    std::vector<bool> is_val(pairs.size());
+    for (size_t i = 0; i < n_val; ++i) is_val[order[i]] = true;
+    std::vector<std::pair<std::string, std::string>> kept;
+    for (size_t i = 0; i < pairs.size(); ++i) (is_val[i] ? val_pairs : kept).push_back(pairs[i]);
+    pairs = std::move(kept);
+  }
+  Split data;
+  for (auto& [p, c] : pairs) data.train.push_back(make_sequence(tok, p, c));
+  for (auto& [p, c] : val_pairs) data.val.push_back(make_sequence(tok, p, c));
+  const GPTConfig gcfg = base.gpt;
+  const int64_t block = gcfg.block_size;
+  int64_t truncated = 0;
+  for (auto& s : data.train) truncated += (s.prompt.size() + s.completion.size() > static_cast<size_t>(block) + 1);
+
+  Config cfg = config;
+  if (!config.explicitly_set.count("optim.lr")) cfg.optim.lr = base.config.optim.lr * sc.lr_ratio;
+  const int64_t N = static_cast<int64_t>(data.train.size());
+  const int64_t per_step = tc.batch_size * tc.grad_accum;
+  const int64_t steps_per_epoch = (N + per_step - 1) / per_step;
+  const int64_t max_steps = tc.max_steps > 0 && config.explicitly_set.count("train.max_steps")
+                                ? tc.max_steps
+                                : sc.epochs * steps_per_epoch;
+
+  Run run(cfg, "sft");
+  if (tc.batch_size % run.dist().world_size() != 0)
+    throw UsageError("train.batch_size (" + std::to_string(tc.batch_size) + ") must be divisible by the world size (" +
+                     std::to_string(run.dist().world_size()) + ")");
+  Fingerprint fp = {{"data", content_checksum(sc.data)},
+                    {"tokenizer", content_checksum(base.tokenizer_path)},
+                    {"init", content_checksum((fs::path(init) / "model.pt").string())}};
+  if (!sc.val_data.empty()) fp["val_data"] = content_checksum(sc.val_data);
+  json resume_state;
+  if (run.resume_from()) resume_state = run.check_resume(fp);
+
+  // -- model --
+  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  GPT model(gcfg);
+  load_weights(run.resume_from() ? *run.resume_from() : init, model,
+               run.resume_from() ? LoadMode::strict : LoadMode::trunk);
+  base = LoadedModel{};  // the init copy is no longer needed
+  model->to(run.device());
+  run.dist().watch(model->parameters());
+  auto opt = make_adamw(*model, cfg.optim);
+  std::vector<Trainable> trainables = {{"", model->parameters(), opt.get()}};
+  int64_t start_step = 0;
+  if (run.resume_from()) {
+    load_optimizer_and_rng(*run.resume_from(), *opt);
+    run.dist().shard_optimizer_state(*opt);
+    start_step = resume_state.at("step");
+    spdlog::info("resume: continuing from {} (step {})", *run.resume_from(), start_step);
+    if (start_step >= max_steps) return run.already_complete(start_step, max_steps);
+  }
+  if (run.is_main())
+    spdlog::info("sft ({}): {} train / {} val examples, {} steps ({} per epoch), lr {:.3g}{}, {} truncated to block {}",
+                 sc.task == "code" ? "Codex-S" : "Codex-D", N, data.val.size(), max_steps, steps_per_epoch, cfg.optim.lr,
+                 config.explicitly_set.count("optim.lr") ? "" : fmt::format(" (init's x {})", sc.lr_ratio), truncated,
+                 block);
+
+  // -- steps --
+  const int W = run.dist().world_size(), rank = run.dist().rank();
+  const int64_t B_local = tc.batch_size / W;
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  // The examples of step s (1-based): positions [(s-1)*per_step, s*per_step) of the epoch stream.
+  auto step_examples = [&](int64_t step) {
+    std::vector<const Sequence*> out;
+    std::vector<int64_t> order;
+    int64_t order_epoch = -2;
+    for (int64_t p = (step - 1) * per_step; p < step * per_step; ++p) {
+      const int64_t e = p / N;
+      if (e != order_epoch) order = epoch_order(N, seed, e), order_epoch = e;
+      out.push_back(&data.train[static_cast<size_t>(order[p % N])]);
+    }
+    if (cfg.sft.sort_by_length)  // similar lengths share a micro-batch: less padding, same examples
+      std::stable_sort(out.begin(), out.end(), [](const Sequence* a, const Sequence* b) {
+        return a->prompt.size() + a->completion.size() < b->prompt.size() + b->completion.size();
+      });
+    return out;
+  };
+  DriverSpec spec;
+  run.start(start_step, fp, spec);
+  spec.trainables = &trainables;
+  spec.max_steps = max_steps;
+  spec.patience = tc.patience;
+  model->train();
+  spec.step = [&](int64_t step, double) {
+    auto rows = step_examples(step);
+    double real = 0, padded = 0, completion = 0;
+    UpdateOut u = update(
+        trainables, run.dist(), tc.grad_accum,
+        [&](int64_t m) {
+          std::vector<const Sequence*> mine(rows.begin() + m * tc.batch_size + rank * B_local,
+                                            rows.begin() + m * tc.batch_size + (rank + 1) * B_local);
+          SeqBatch b = make_batch(mine, block, sc.mask_prompt, tok.pad_id());
+          auto [loss, count] = batch_loss_sum(model, b, run.device());
+          return MicroOut{loss, count,
+                          {{"real_tokens", static_cast<double>(b.real_tokens)},
+                           {"padded_tokens", static_cast<double>(b.padded_tokens)},
+                           {"completion_tokens", static_cast<double>(b.completion_tokens)}}};
+        },
+        tc.grad_clip, step);
+    real = u.stats["real_tokens"];
+    padded = u.stats["padded_tokens"];
+    completion = u.stats["completion_tokens"];
+    return StepOut{u.loss, real,
+                   {{"grad_norm", u.grad_norms.at("")},
+                    {"completion_tokens", completion},
+                    {"padding_share", padded / std::max(1.0, real + padded)},
+                    {"epoch", static_cast<double>((step * per_step - 1) / N)}}};
+  };
+  if (!data.val.empty())
+    spec.evaluate = [&]() -> std::map<std::string, double> {
+      const bool was = model->is_training();
+      model->eval();
+      torch::NoGradGuard ng;
+      double sum = 0, count = 0;
+      for (size_t lo = 0; lo < data.val.size(); lo += static_cast<size_t>(tc.batch_size)) {
+        std::vector<const Sequence*> rows;
+        for (size_t i = lo + rank; i < std::min(data.val.size(), lo + tc.batch_size); i += W) rows.push_back(&data.val[i]);
+        if (rows.empty()) continue;
+        auto [l, c] = batch_loss_sum(model, make_batch(rows, block, sc.mask_prompt, tok.pad_id()), run.device());
+        sum += l.item<double>();
+        count += c;
+      }
+      if (was) model->train();
+      auto tot = run.dist().all_reduce_sum({sum, count});
+      return {{"val_loss", tot[1] > 0 ? tot[0] / tot[1] : 0.0}};
+    };
+  spec.save = [&](int64_t step) {
+    run.save(step, {ModuleRef{"model", model, opt.get()}}, tok.path(), json{{"sft_task", sc.task}});
+  };
+  DriverResult r = run_steps(spec);
+  return run.finish(r, start_step, json{{"examples", N}, {"val_examples", data.val.size()}, {"truncated", truncated}});
+}
+
+namespace {
+
+// `eval roundtrip --codex-d D --codex-s S --problems P`: D writes a docstring for each canonical
+// solution, S writes code from the signature + that docstring, the tests judge it; reported next to
+// S's pass@k from the original docstrings.
+int run_roundtrip(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  configure_threads(cfg.run.threads);
+  const torch::Device dev = pick_device(cfg.run);
+  std::vector<eval::Problem> originals, roundtrip;
+  std::vector<Problem> usable;
+  for (auto& p : read_problems(inv.require("problems")))
+    if (!p.test.empty() && !p.canonical_solution.empty() && !docstring_task(p).first.empty()) usable.push_back(p);
+  if (usable.empty()) throw UsageError("eval roundtrip: no problem has a docstring, a solution and a test");
+  if (cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < usable.size()) usable.resize(cfg.eval.limit);
+  eval::Sandbox sandbox(eval::sandbox_options(cfg));
+  LoadedModel d = load_model(inv.require("codex-d"), dev), s = load_model(inv.require("codex-s"), dev);
+  if (d.tokenizer_path.empty() || s.tokenizer_path.empty()) throw UsageError("eval roundtrip: a checkpoint has no tokenizer");
+  Tokenizer dtok(d.tokenizer_path), stok(s.tokenizer_path);
+  std::vector<std::string> dprompts;
+  for (auto& p : usable) dprompts.push_back(docstring_task(p).first);
+  SamplingOptions so = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
+  so.temperature = 0;  // one docstring per solution, greedy
+  so.stop = {"\"\"\""};
+  so.max_new_tokens = cfg.eval.max_new_tokens;
+  auto docs = generate(d.model, dtok, dprompts, 1, so);
+  for (size_t i = 0; i < usable.size(); ++i) {
+    const Problem& p = usable[i];
+    originals.push_back({p.task_id, p.prompt, p.canonical_solution, p.test, p.entry_point});
+    std::string prompt = with_docstring(p, docs[i].text);
+    roundtrip.push_back({p.task_id, prompt.empty() ? p.prompt : prompt, p.canonical_solution, p.test, p.entry_point});
+  }
+  EvalSpec spec = EvalSpec::from(cfg);
+  const fs::path out = inv.has("out") ? fs::path(inv.get("out")) : fs::path(s.dir).parent_path().parent_path() / "roundtrip";
+  spec.out_dir = out.string();
+  spec.tag = "original";
+  json a = evaluate_problems(s.model, stok, originals, sandbox, spec, cfg);
+  spec.tag = "roundtrip";
+  json b = evaluate_problems(s.model, stok, roundtrip, sandbox, spec, cfg);
+  json result = {{"problems", usable.size()}};
+  for (auto& [k, v] : a.items())
+    if (k.rfind("pass@", 0) == 0) result[k] = v;
+  for (auto& [k, v] : b.items())
+    if (k.rfind("pass@", 0) == 0) result["roundtrip_" + k] = v;
+  std::cout << result.dump() << std::endl;
+  return 0;
+}
+
+cli::Registrar roundtrip_reg(
+    {"eval", "roundtrip", "Codex-D writes docstrings, Codex-S writes code from them: round-trip pass@k (ONE JSON line)",
+     {{"codex-d", true, "the Codex-D checkpoint (sft.task=docstring)"},
+      {"codex-s", true, "the Codex-S checkpoint"},
+      {"problems", true, "problems JSONL with docstrings, solutions and tests"},
+      {"n", true, "samples per problem", "eval.n"},
+      {"temperature", true, "sampling temperature of Codex-S", "eval.temperature"},
+      {"k", true, "pass@k values", "eval.k"},
+      {"limit", true, "only the first N usable problems", "eval.limit"},
+      {"max-new-tokens", true, "length limit", "eval.max_new_tokens"},
+      {"out", true, "output folder (default <codex-s run>/roundtrip)"}},
+     false, run_roundtrip});
+
+int run_sft(cli::Invocation& inv) {
+  json out = sft(inv.config());
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+cli::Registrar reg({"sft", "", "supervised fine-tuning (M1): Codex-S (sft.task=code) or Codex-D (sft.task=docstring)",
+                    {}, false, run_sft});
+
+}  // namespace
+}  // namespace codex

@@ -1,0 +1,156 @@
+// SFT: sequence layout, masked loss, left padding, Codex-D data, the trainer end to end.
+#include "train/sft.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "data/jsonl.h"
+#include "helpers.h"
+#include "train/finetune_fixture.h"
+#include "train/pretrain.h"
+#include "train/sequences.h"
+
+using namespace codex;
+using codex::test::read_text;
+using codex::test::run_cli;
+using codex::test::TempDir;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+std::vector<json> metrics(const fs::path& run) {
+  std::vector<json> out;
+  std::istringstream in(read_text(run / "metrics.jsonl"));
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(json::parse(l));
+  return out;
+}
+std::string comparable(std::vector<json> m) {
+  std::string s;
+  for (auto& j : m) {
+    for (auto k : {"tokens_per_s"}) j.erase(k);
+    s += j.dump() + "\n";
+  }
+  return s;
+}
+}  // namespace
+
+TEST_CASE("sequences: left padding, prompt-masked targets, truncation from the prompt's left (by hand)", "[sft]") {
+  Sequence a{{1, 2, 3}, {4, 5, 9}}, b{{7}, {8, 9}};
+  SeqBatch x = make_batch({&a, &b}, 16, true, 0);
+  REQUIRE(torch::equal(x.input, torch::tensor({1, 2, 3, 4, 5, 0, 0, 0, 7, 8}, torch::kLong).view({2, 5})));
+  REQUIRE(torch::equal(x.targets, torch::tensor({-100, -100, 4, 5, 9, -100, -100, -100, 8, 9}, torch::kLong).view({2, 5})));
+  REQUIRE(torch::equal(x.mask, torch::tensor({1, 1, 1, 1, 1, 0, 0, 0, 1, 1}, torch::kBool).view({2, 5})));
+  REQUIRE(x.completion_tokens == 5);
+  REQUIRE(x.real_tokens == 7);
+  REQUIRE(x.padded_tokens == 3);
+  // Unmasked: every next token of the real sequence is a target.
+  SeqBatch u = make_batch({&a}, 16, false, 0);
+  REQUIRE(torch::equal(u.targets, torch::tensor({2, 3, 4, 5, 9}, torch::kLong).view({1, 5})));
+  // block 3: 6 tokens -> keep 4, losing the prompt's first two.
+  SeqBatch t = make_batch({&a}, 3, true, 0);
+  REQUIRE(t.truncated == 1);
+  REQUIRE(torch::equal(t.input, torch::tensor({3, 4, 5}, torch::kLong).view({1, 3})));
+  REQUIRE(torch::equal(t.targets, torch::tensor({4, 5, 9}, torch::kLong).view({1, 3})));
+  // Scoring layout: whole sequences, the eot in the last column.
+  ScoreBatch s = make_score_batch({&a, &b}, 16, 0);
+  REQUIRE(torch::equal(s.input, torch::tensor({1, 2, 3, 4, 5, 9, 0, 0, 0, 7, 8, 9}, torch::kLong).view({2, 6})));
+}
+
+TEST_CASE("sft: a left-padded batch gives each example its solo loss; prompt targets do not matter", "[sft]") {
+  GPTConfig g;
+  g.vocab_size = 30;
+  g.n_layer = 2;
+  g.n_head = 2;
+  g.n_embd = 16;
+  g.block_size = 16;
+  torch::manual_seed(3);
+  GPT m(g);
+  m->to(torch::kDouble);
+  Sequence a{{1, 2, 3, 4, 5, 6}, {7, 8, 29}}, b{{11}, {12, 13, 14, 29}}, c{{}, {20, 21, 29}};
+  auto row_losses = [&](const std::vector<const Sequence*>& rows) {
+    SeqBatch x = make_batch(rows, 16, true, 0);
+    auto logits = m->lm_logits(m->hidden(x.input, nullptr, x.mask));  // (B, W, V)
+    auto l = torch::nn::functional::cross_entropy(
+        logits.reshape({-1, 30}), x.targets.reshape(-1),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(-100));
+    return l.view({static_cast<int64_t>(rows.size()), -1}).sum(1);
+  };
+  auto together = row_losses({&a, &b, &c});
+  REQUIRE(std::abs(together[0].item<double>() - row_losses({&a})[0].item<double>()) < 1e-10);
+  REQUIRE(std::abs(together[1].item<double>() - row_losses({&b})[0].item<double>()) < 1e-10);
+  REQUIRE(std::abs(together[2].item<double>() - row_losses({&c})[0].item<double>()) < 1e-10);
+  // The masked token-mean equals the hand-computed mean of -log p over the 3 + 4 + 3 completion tokens.
+  SeqBatch x = make_batch({&a, &b, &c}, 16, true, 0);
+  auto fused = lm_loss(m, x.input, x.targets, false, true, x.mask);
+  REQUIRE(std::abs(fused.item<double>() - together.sum().item<double>() / 10.0) < 1e-10);
+  // mask_prompt=false takes the loss on prompt tokens too: a different (larger-count) mean.
+  SeqBatch u = make_batch({&a}, 16, false, 0);
+  SeqBatch k = make_batch({&a}, 16, true, 0);
+  REQUIRE((u.targets != -100).sum().item<int64_t>() == 8);
+  REQUIRE((k.targets != -100).sum().item<int64_t>() == 3);
+  // The prompt-masked loss and its gradient do not depend on what the prompt positions would
+  // predict: relabelling them (still masked) is a no-op, and the loss only sees completion tokens.
+  auto l_mask = lm_loss(m, k.input, k.targets, false, true, k.mask);
+  auto want = -torch::log_softmax(m->lm_logits(m->hidden(k.input, nullptr, k.mask)), -1)
+                   .index({0, torch::indexing::Slice(5, 8)})
+                   .gather(-1, torch::tensor({7, 8, 29}, torch::kLong).unsqueeze(-1))
+                   .mean();
+  REQUIRE(std::abs(l_mask.item<double>() - want.item<double>()) < 1e-12);
+}
+
+TEST_CASE("sft: Codex-D data drops the docstring from the prompt and asks for it", "[sft]") {
+  Problem p;
+  p.task_id = "t/0";
+  p.entry_point = "add";
+  p.prompt = "import math\n\ndef add(a, b):\n    \"\"\"Add two numbers.\n\n    >>> add(1, 2)\n    3\n    \"\"\"\n";
+  p.canonical_solution = "    return a + b\n";
+  auto [prompt, completion] = docstring_task(p);
+  REQUIRE(prompt.find("Add two numbers") == std::string::npos);
+  REQUIRE(prompt.find("def add(a, b):\n    return a + b") != std::string::npos);
+  REQUIRE(prompt.rfind("\"\"\"") == prompt.size() - 3);
+  REQUIRE(completion == "Add two numbers.\n\n    >>> add(1, 2)\n    3\"\"\"");
+  p.prompt = "def add(a, b):\n";
+  REQUIRE(docstring_task(p).first.empty());
+}
+
+TEST_CASE("sft: trains on demos, loss falls; resume is bit-exact; bad data exits 2", "[sft][checkpoint]") {
+  TempDir t;
+  const std::string m0 = codex::test::make_lm_checkpoint(t.path);
+  std::string demos;
+  for (int i = 0; i < 12; ++i)
+    demos += json{{"prompt", "def f" + std::to_string(i) + "(x):\n"}, {"response", "    return x + " + std::to_string(i) + "\n"}}.dump() + "\n";
+  codex::test::write_text(t / "demos.jsonl", demos);
+  const std::string base = "sft sft.init=" + m0 + " sft.data=" + (t / "demos.jsonl").string() + " sft.val_fraction=0" +
+                           " sft.epochs=6 train.checkpoint_every=3 train.keep_checkpoints=10";
+  auto a = run_cli(base + codex::test::tiny_ft_args((t / "a").string()));
+  INFO(a.err);
+  REQUIRE(a.code == 0);
+  auto m = metrics(t / "a");
+  REQUIRE(m.size() == 18);  // 12 examples / 4 per step = 3 steps per epoch, 6 epochs
+  REQUIRE(m.back()["loss"].get<double>() < 0.6 * m.front()["loss"].get<double>());
+  REQUIRE(m.front().contains("padding_share"));
+  // lr defaults to the init run's / 10
+  REQUIRE(read_text(t / "a" / "config.yaml").find("lr: 0.001") != std::string::npos);
+  // interrupted after step 9: resume gives the same metrics
+  fs::copy(t / "a", t / "b", fs::copy_options::recursive);
+  for (int s : {12, 15, 18}) fs::remove_all(t / "b" / "checkpoints" / checkpoint_name(s));
+  codex::test::write_text(t / "b" / "checkpoints" / "latest", checkpoint_name(9) + "\n");
+  auto b = run_cli(base + codex::test::tiny_ft_args((t / "b").string()) + " resume=true");
+  INFO(b.err);
+  REQUIRE(b.code == 0);
+  REQUIRE(comparable(metrics(t / "b")) == comparable(metrics(t / "a")));
+  // the result is a normal checkpoint: generate takes it
+  auto g = run_cli("generate --checkpoint " + (t / "a").string() + " --prompt 'def f3(x):\n' --max-new-tokens 8");
+  INFO(g.err);
+  REQUIRE(g.code == 0);
+  // bad inputs
+  codex::test::write_text(t / "bad.jsonl", "{\"prompt\": \"x\"}\n");
+  auto bad = run_cli("sft sft.init=" + m0 + " sft.data=" + (t / "bad.jsonl").string() + codex::test::tiny_ft_args((t / "c").string()));
+  REQUIRE(bad.code == 2);
+  REQUIRE(bad.err.find("bad.jsonl:1") != std::string::npos);
+  REQUIRE(!fs::exists(t / "c"));
+  auto noinit = run_cli("sft sft.data=" + (t / "demos.jsonl").string() + codex::test::tiny_ft_args((t / "c").string()));
+  REQUIRE(noinit.code == 2);
+  REQUIRE(noinit.err.find("sft.init") != std::string::npos);
+}
