@@ -34,7 +34,7 @@ TEST_CASE("launch.sh forwards SIGTERM to every rank", "[dist][launch]") {
   REQUIRE(!codex::test::process_running("sleep 4343"));
 }
 
-TEST_CASE("launch.sh waits for ranks that stop slowly; a second signal kills them", "[dist][launch]") {
+TEST_CASE("launch.sh waits for ranks that stop slowly, a second signal kills them", "[dist][launch]") {
   // Ranks take 2 s to stop after SIGTERM (a checkpoint being written): the launcher waits for them.
   auto slow = run_shell("(" + launcher() + " --nproc-per-node 2 --grace 1 -- bash -c "
                         "'trap \"sleep 2; echo saved-$RANK; exit 1\" TERM; sleep 4444 & wait') & L=$!; sleep 1; "

@@ -85,7 +85,7 @@ TEST_CASE("gpt: logits match an independent PyTorch GPT-2 (float64)", "[model]")
   REQUIRE(loss.item<double>() == Approx(out.at("loss").toTensor().item<double>()).epsilon(1e-10));
 }
 
-TEST_CASE("gpt: KV-cache decoding equals the full forward; padding mask isolates pad keys", "[model]") {
+TEST_CASE("gpt: KV-cache decoding equals the full forward, padding mask isolates pad keys", "[model]") {
   torch::manual_seed(11);
   GPT m(tiny_cfg());
   m->eval();

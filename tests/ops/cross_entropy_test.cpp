@@ -70,7 +70,7 @@ TEST_CASE("linear_cross_entropy: loss and gradients equal cross_entropy(h w^T) (
   }
 }
 
-TEST_CASE("linear_cross_entropy: ignored targets count for nothing; all ignored: NaN loss, zero grads (PyTorch)",
+TEST_CASE("linear_cross_entropy: ignored targets count for nothing, all ignored: NaN loss, zero grads (PyTorch)",
           "[model]") {
   torch::manual_seed(12);
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
@@ -109,7 +109,7 @@ TEST_CASE("linear_cross_entropy: ignored targets count for nothing; all ignored:
   }
 }
 
-TEST_CASE("linear_cross_entropy: float32 over several default-sized chunks; NoGradGuard", "[model]") {
+TEST_CASE("linear_cross_entropy: float32 over several default-sized chunks, NoGradGuard", "[model]") {
   torch::manual_seed(13);
   const int64_t N = 3000, C = 32, V = 1000;  // default chunk: 2^20 / 1000 = 1048 rows -> 3 chunks
   auto h = torch::randn({N, C}), w = torch::randn({V, C}) * 0.1;

@@ -23,7 +23,7 @@ std::string tiny_cmd(const fs::path& corpus, const fs::path& out) {
 }
 }  // namespace
 
-TEST_CASE("practice set: held-out pairs never in train; every canonical solution passes its test", "[pipeline][eval]") {
+TEST_CASE("practice set: held-out pairs never in train, every canonical solution passes its test", "[pipeline][eval]") {
   PracticeSet a = make_practice_set(0), b = make_practice_set(0);
   REQUIRE(a.train.size() + a.heldout.size() == 12 * 29);
   REQUIRE(a.heldout.size() > 50);
@@ -70,7 +70,7 @@ TEST_CASE("pipeline: bad input exits 2 before anything is written", "[pipeline]"
   REQUIRE(!fs::exists(t / "o"));
 }
 
-TEST_CASE("pipeline: every stage end to end; a rerun skips; a changed stage is redone with the later ones",
+TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is redone with the later ones",
           "[pipeline][checkpoint]") {
   TempDir t;
   for (int i = 0; i < 6; ++i)

@@ -73,20 +73,20 @@ TEST_CASE("ppo: the reward rises on a toy task while the KL to the reference sta
   }
 }
 
-TEST_CASE("ppo: the safety penalty lowers the rate of a disallowed pattern; resume is bit-exact", "[ppo][checkpoint]") {
+TEST_CASE("ppo: the safety penalty lowers the rate of a disallowed pattern, resume is bit-exact", "[ppo][checkpoint]") {
   TempDir t;
   const std::string m0 = codex::test::make_lm_checkpoint(t.path);
   auto zero = [](const std::string&, const std::string&) { return 0.0; };
-  const std::vector<std::string> extra = {"train.max_steps=12", "ppo.gamma=0.5", "ppo.safety.patterns=[' ']",
+  const std::vector<std::string> extra = {"train.max_steps=12", "ppo.gamma=1.0", "ppo.safety.patterns=[' ']",
                                           "ppo.safety.no_eos_penalty=0", "train.checkpoint_every=4",
                                           "train.keep_checkpoints=5"};
   json out = ppo(toy_config(t.path, m0, (t / "a").string(), extra), zero);
   auto m = metrics(t / "a");
   const double early = mean_of(m, "safety_violations", 0, 3), late = mean_of(m, "safety_violations", 9, 12);
   INFO("violations " << early << " -> " << late);
-  REQUIRE(early > 0.5);
+  REQUIRE(early > 0.3);
   REQUIRE(late < 0.6 * early);
-  REQUIRE(m.back()["safety_penalty"].get<double>() == Approx(0.5 * m.back()["safety_violations"].get<double>()));
+  REQUIRE(m.back()["safety_penalty"].get<double>() == Approx(m.back()["safety_violations"].get<double>()));
   // interrupted after iteration 8: resume reproduces iterations 9..12 bit for bit
   fs::copy(t / "a", t / "b", fs::copy_options::recursive);
   fs::remove_all(t / "b" / "checkpoints" / checkpoint_name(12));
@@ -116,7 +116,7 @@ TEST_CASE("ppo: bad inputs are refused before anything is written", "[ppo]") {
   REQUIRE(!fs::exists(t / "r"));
 }
 
-TEST_CASE("rewards: execution outcomes graded in the sandbox; safety rules count matches", "[ppo][eval]") {
+TEST_CASE("rewards: execution outcomes graded in the sandbox, safety rules count matches", "[ppo][eval]") {
   eval::SandboxOptions o;
   o.timeout_s = 3.0;
   o.workers = 2;

@@ -118,7 +118,7 @@ TEST_CASE("tokenizer: special tokens, byte tokens and vocabulary", "[tokenizer]"
   for (int32_t id = 0; id < tok.vocab_size(); ++id) REQUIRE(tok.decode({id}) == tok.token_bytes(id));
 }
 
-TEST_CASE("tokenizer: whitespace runs merge newline + indentation; the baseline does not", "[tokenizer]") {
+TEST_CASE("tokenizer: whitespace runs merge newline + indentation, the baseline does not", "[tokenizer]") {
   test::TempDir t;
   Tokenizer runs(test::train_tiny_tokenizer(t.path, true, 500, "runs"));
   Tokenizer plain(test::train_tiny_tokenizer(t.path, false, 500, "plain"));
@@ -144,7 +144,7 @@ TEST_CASE("tokenizer: whitespace runs merge newline + indentation; the baseline 
   REQUIRE(nr < np);
 }
 
-TEST_CASE("tokenizer: training is deterministic; bad models and inputs are usage errors", "[tokenizer]") {
+TEST_CASE("tokenizer: training is deterministic, bad models and inputs are usage errors", "[tokenizer]") {
   test::TempDir t;
   std::string a = test::train_tiny_tokenizer(t.path, true, 400, "a");
   std::string b = test::train_tiny_tokenizer(t.path, true, 400, "b");

@@ -17,7 +17,7 @@ inline std::string make_lm_checkpoint(const std::filesystem::path& dir, int64_t 
   const std::string tok_path = train_tiny_tokenizer(dir, true, 400);
   Tokenizer tok(tok_path);
   Config cfg = load_config("", {"model.n_layer=1", "model.n_head=2", "model.n_embd=32",
-                                "model.block_size=" + std::to_string(block), "optim.lr=1e-2"});
+                                "model.block_size=" + std::to_string(block), "optim.lr=0.1"});
   torch::manual_seed(seed);
   GPT m(GPTConfig::from(cfg.model, tok.vocab_size()));
   const std::string out = (dir / "m0").string();

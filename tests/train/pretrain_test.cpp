@@ -42,7 +42,7 @@ static std::string comparable(const std::vector<json>& m) {
   return s;
 }
 
-TEST_CASE("pretrain: loss falls; metrics, config and checkpoints are written", "[train]") {
+TEST_CASE("pretrain: loss falls, metrics, config and checkpoints are written", "[train]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
   auto r = run_cli(codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +
@@ -117,7 +117,7 @@ TEST_CASE("pretrain: killed with SIGKILL, a resumed run reaches the same final l
   REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
 }
 
-TEST_CASE("pretrain: SIGTERM / SIGINT checkpoint the current step and exit 1; resume=true finishes identically",
+TEST_CASE("pretrain: SIGTERM / SIGINT checkpoint the current step and exit 1, resume=true finishes identically",
           "[train][checkpoint]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
@@ -253,7 +253,7 @@ TEST_CASE("pretrain: a run.dir another process is using is refused", "[train][ch
   REQUIRE(r.code == 0);
 }
 
-TEST_CASE("pretrain: corrupt newest checkpoint falls back; none valid exits 2", "[train][checkpoint]") {
+TEST_CASE("pretrain: corrupt newest checkpoint falls back, none valid exits 2", "[train][checkpoint]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
   const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string()) +

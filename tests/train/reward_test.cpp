@@ -25,7 +25,7 @@ TEST_CASE("reward: Bradley-Terry loss with margin and centring by hand", "[rewar
   REQUIRE(c[0].item<double>() == Approx(std::log1p(std::exp(-1.0)) + 0.1 * 9.0).epsilon(1e-12));
 }
 
-TEST_CASE("reward: a reward model learns a planted preference; eval and score commands", "[reward][checkpoint]") {
+TEST_CASE("reward: a reward model learns a planted preference, eval and score commands", "[reward][checkpoint]") {
   TempDir t;
   const std::string m0 = codex::test::make_lm_checkpoint(t.path);
   // chosen responses return a value; rejected ones raise. Held-out pairs use other names.
@@ -43,9 +43,9 @@ TEST_CASE("reward: a reward model learns a planted preference; eval and score co
   };
   codex::test::write_text(t / "train.jsonl", prefs(0, 48));
   codex::test::write_text(t / "val.jsonl", prefs(100, 120));
-  auto r = run_cli("reward train reward.init=" + m0 + " reward.data=" + (t / "train.jsonl").string() +
-                   " reward.val_data=" + (t / "val.jsonl").string() + " reward.epochs=4 train.eval_every=12 optim.lr=3e-3" +
-                   codex::test::tiny_ft_args((t / "rm").string()));
+  auto r = run_cli("reward train" + codex::test::tiny_ft_args((t / "rm").string()) + " reward.init=" + m0 +
+                   " reward.data=" + (t / "train.jsonl").string() + " reward.val_data=" + (t / "val.jsonl").string() +
+                   " reward.epochs=4 train.eval_every=12 optim.lr=3e-3");
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto summary = json::parse(r.out);

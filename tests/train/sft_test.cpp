@@ -57,7 +57,7 @@ TEST_CASE("sequences: left padding, prompt-masked targets, truncation from the p
   REQUIRE(torch::equal(s.input, torch::tensor({1, 2, 3, 4, 5, 9, 0, 0, 0, 7, 8, 9}, torch::kLong).view({2, 6})));
 }
 
-TEST_CASE("sft: a left-padded batch gives each example its solo loss; prompt targets do not matter", "[sft]") {
+TEST_CASE("sft: a left-padded batch gives each example its solo loss, prompt targets do not matter", "[sft]") {
   GPTConfig g;
   g.vocab_size = 30;
   g.n_layer = 2;
@@ -80,10 +80,12 @@ TEST_CASE("sft: a left-padded batch gives each example its solo loss; prompt tar
   REQUIRE(std::abs(together[0].item<double>() - row_losses({&a})[0].item<double>()) < 1e-10);
   REQUIRE(std::abs(together[1].item<double>() - row_losses({&b})[0].item<double>()) < 1e-10);
   REQUIRE(std::abs(together[2].item<double>() - row_losses({&c})[0].item<double>()) < 1e-10);
-  // The masked token-mean equals the hand-computed mean of -log p over the 3 + 4 + 3 completion tokens.
+  // The masked token-mean equals the hand-computed mean of -log p over the completion targets.
   SeqBatch x = make_batch({&a, &b, &c}, 16, true, 0);
   auto fused = lm_loss(m, x.input, x.targets, false, true, x.mask);
-  REQUIRE(std::abs(fused.item<double>() - together.sum().item<double>() / 10.0) < 1e-10);
+  const double targets = static_cast<double>((x.targets != -100).sum().item<int64_t>());
+  REQUIRE(targets == 9);  // 3 + 4 + 2: an empty prompt's first token is context, not a target
+  REQUIRE(std::abs(fused.item<double>() - together.sum().item<double>() / targets) < 1e-10);
   // mask_prompt=false takes the loss on prompt tokens too: a different (larger-count) mean.
   SeqBatch u = make_batch({&a}, 16, false, 0);
   SeqBatch k = make_batch({&a}, 16, true, 0);
@@ -114,16 +116,18 @@ TEST_CASE("sft: Codex-D data drops the docstring from the prompt and asks for it
   REQUIRE(docstring_task(p).first.empty());
 }
 
-TEST_CASE("sft: trains on demos, loss falls; resume is bit-exact; bad data exits 2", "[sft][checkpoint]") {
+TEST_CASE("sft: trains on demos, loss falls, resume is bit-exact, bad data exits 2", "[sft][checkpoint]") {
   TempDir t;
   const std::string m0 = codex::test::make_lm_checkpoint(t.path);
   std::string demos;
   for (int i = 0; i < 12; ++i)
     demos += json{{"prompt", "def f" + std::to_string(i) + "(x):\n"}, {"response", "    return x + " + std::to_string(i) + "\n"}}.dump() + "\n";
   codex::test::write_text(t / "demos.jsonl", demos);
-  const std::string base = "sft sft.init=" + m0 + " sft.data=" + (t / "demos.jsonl").string() + " sft.val_fraction=0" +
-                           " sft.epochs=6 train.checkpoint_every=3 train.keep_checkpoints=10";
-  auto a = run_cli(base + codex::test::tiny_ft_args((t / "a").string()));
+  auto base_of = [&](const std::string& run) {
+    return "sft" + codex::test::tiny_ft_args((t / run).string()) + " sft.init=" + m0 + " sft.data=" +
+           (t / "demos.jsonl").string() + " sft.val_fraction=0 sft.epochs=6 train.checkpoint_every=3 train.keep_checkpoints=10";
+  };
+  auto a = run_cli(base_of("a"));
   INFO(a.err);
   REQUIRE(a.code == 0);
   auto m = metrics(t / "a");
@@ -131,12 +135,12 @@ TEST_CASE("sft: trains on demos, loss falls; resume is bit-exact; bad data exits
   REQUIRE(m.back()["loss"].get<double>() < 0.6 * m.front()["loss"].get<double>());
   REQUIRE(m.front().contains("padding_share"));
   // lr defaults to the init run's / 10
-  REQUIRE(read_text(t / "a" / "config.yaml").find("lr: 0.001") != std::string::npos);
+  REQUIRE(read_text(t / "a" / "config.yaml").find("  lr: 0.01") != std::string::npos);
   // interrupted after step 9: resume gives the same metrics
   fs::copy(t / "a", t / "b", fs::copy_options::recursive);
   for (int s : {12, 15, 18}) fs::remove_all(t / "b" / "checkpoints" / checkpoint_name(s));
   codex::test::write_text(t / "b" / "checkpoints" / "latest", checkpoint_name(9) + "\n");
-  auto b = run_cli(base + codex::test::tiny_ft_args((t / "b").string()) + " resume=true");
+  auto b = run_cli(base_of("b") + " resume=true");
   INFO(b.err);
   REQUIRE(b.code == 0);
   REQUIRE(comparable(metrics(t / "b")) == comparable(metrics(t / "a")));

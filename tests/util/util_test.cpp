@@ -20,7 +20,7 @@ TEST_CASE("write_file_atomic replaces the file whole and leaves no temporary beh
   REQUIRE_THROWS_AS(read_file(t / "missing"), UsageError);
 }
 
-TEST_CASE("expand_inputs: recursive, filtered by extension, sorted; a missing path is an error", "[util]") {
+TEST_CASE("expand_inputs: recursive, filtered by extension, sorted, a missing path is an error", "[util]") {
   TempDir t;
   std::filesystem::create_directories(t / "a" / "b");
   codex::test::write_text(t / "a" / "b" / "z.py", "");
