@@ -178,12 +178,7 @@ int run_score(cli::Invocation& inv) {
   Config cfg = inv.config();
   configure_threads(cfg.run.threads);
   const std::string input = inv.require("input");
-  std::vector<std::pair<std::string, std::string>> items;
-  for_each_jsonl(input, [&](int64_t line, const json& j) {
-    items.emplace_back(jsonl_string(j, "prompt", input, line),
-                       j.contains("completion") ? jsonl_string(j, "completion", input, line)
-                                                : jsonl_string(j, "response", input, line));
-  }, "inputs");
+  auto items = read_prompt_completions(input);
   LoadedModel lm = load_model(inv.require("checkpoint"), pick_device(cfg.run));
   if (lm.tokenizer_path.empty()) throw UsageError(lm.dir + ": checkpoint has no tokenizer");
   Tokenizer tok(lm.tokenizer_path);

@@ -59,14 +59,6 @@ std::vector<PromptItem> read_prompt_items(const std::string& path, const std::st
   return items;
 }
 
-std::vector<int64_t> epoch_perm(int64_t n, uint64_t seed, int64_t e) {
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[i] = i;
-  std::mt19937_64 rng(seed + 0x51ED270B7A1ULL + static_cast<uint64_t>(e) * 0x9E3779B97F4A7C15ULL);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(v[i], v[rng() % static_cast<uint64_t>(i + 1)]);
-  return v;
-}
-
 // Per-token log-probs (B, W) of the targets under logits / temperature, 0 where targets are -100;
 // optionally the entropy of that distribution per token.
 torch::Tensor token_logp(GPT& m, const torch::Tensor& input, const torch::Tensor& mask, const torch::Tensor& targets,
@@ -206,7 +198,7 @@ json ppo(const Config& config, const CustomReward& custom) {
     std::vector<int64_t> perm;
     int64_t pe = -1;
     for (int64_t p = (step - 1) * P; p < step * P; ++p) {
-      if (p / N != pe) pe = p / N, perm = epoch_perm(N, seed, pe);
+      if (p / N != pe) pe = p / N, perm = epoch_order(N, seed, pe, 0x51ED270B7A1ULL);
       pick.push_back(perm[static_cast<size_t>(p % N)]);
     }
     const int64_t P_local = P / W;
@@ -218,6 +210,7 @@ json ppo(const Config& config, const CustomReward& custom) {
     so.top_k = 0;
     so.disallowed.clear();
     so.max_new_tokens = pc.rollout.max_new_tokens;
+    so.batch_size = std::max<int64_t>(1, P_local * K);  // one KV-cache decode for the whole rollout
     for (size_t i = 0; i < mine.size(); ++i) {
       auto ids = tok.encode(items[static_cast<size_t>(mine[i])].prompt);
       if (static_cast<int64_t>(ids.size()) > max_prompt) ids.erase(ids.begin(), ids.end() - max_prompt);

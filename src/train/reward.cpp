@@ -107,13 +107,7 @@ json train_reward(const Config& config) {
   if (!rc.val_data.empty()) {
     val = read_preferences(rc.val_data);
   } else if (rc.val_fraction > 0 && prefs.size() >= 10) {
-    std::mt19937_64 rng(static_cast<uint64_t>(config.run.seed) ^ 0xA5A5A5A5ULL);
-    std::vector<size_t> order(prefs.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
-    const size_t n_val = std::max<size_t>(1, static_cast<size_t>(std::llround(rc.val_fraction * prefs.size())));
-    std::vector<bool> is_val(prefs.size());
-    for (size_t i = 0; i < n_val; ++i) is_val[order[i]] = true;
+    auto is_val = held_out(prefs.size(), rc.val_fraction, static_cast<uint64_t>(config.run.seed));
     std::vector<Preference> kept;
     for (size_t i = 0; i < prefs.size(); ++i) (is_val[i] ? val : kept).push_back(prefs[i]);
     prefs = std::move(kept);
@@ -163,13 +157,6 @@ json train_reward(const Config& config) {
 
   const int64_t B_local = tc.batch_size / W;
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
-  auto order_of = [&](int64_t e) {
-    std::vector<size_t> v(static_cast<size_t>(N));
-    for (int64_t i = 0; i < N; ++i) v[i] = static_cast<size_t>(i);
-    std::mt19937_64 rng(seed + static_cast<uint64_t>(e) * 0x9E3779B97F4A7C15ULL);
-    for (int64_t i = N - 1; i > 0; --i) std::swap(v[i], v[rng() % static_cast<uint64_t>(i + 1)]);
-    return v;
-  };
   DriverSpec spec;
   run.start(start_step, fp, spec);
   spec.trainables = &trainables;
@@ -178,11 +165,11 @@ json train_reward(const Config& config) {
   model->train();
   spec.step = [&](int64_t step, double) {
     std::vector<size_t> rows;
-    std::vector<size_t> order;
+    std::vector<int64_t> order;
     int64_t oe = -1;
     for (int64_t p = (step - 1) * per_step; p < step * per_step; ++p) {
-      if (p / N != oe) oe = p / N, order = order_of(oe);
-      rows.push_back(order[static_cast<size_t>(p % N)]);
+      if (p / N != oe) oe = p / N, order = epoch_order(N, seed, oe);
+      rows.push_back(static_cast<size_t>(order[static_cast<size_t>(p % N)]));
     }
     double tokens = 0;
     UpdateOut u = update(
@@ -264,12 +251,7 @@ int run_reward_score(cli::Invocation& inv) {
   Config cfg = inv.config();
   configure_threads(cfg.run.threads);
   const std::string input = inv.require("input");
-  std::vector<std::pair<std::string, std::string>> items;
-  for_each_jsonl(input, [&](int64_t line, const json& j) {
-    items.emplace_back(jsonl_string(j, "prompt", input, line),
-                       j.contains("completion") ? jsonl_string(j, "completion", input, line)
-                                                : jsonl_string(j, "response", input, line));
-  }, "inputs");
+  auto items = read_prompt_completions(input);
   const torch::Device dev = pick_device(cfg.run);
   LoadedModel lm = load_reward_model(inv.require("checkpoint"), dev);
   Tokenizer tok(lm.tokenizer_path);

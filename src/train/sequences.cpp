@@ -1,5 +1,9 @@
 #include "train/sequences.h"
 
+#include <cmath>
+#include <random>
+
+#include "data/jsonl.h"
 #include "tokenizer/tokenizer.h"
 
 namespace codex {
@@ -97,6 +101,33 @@ ScoreBatch make_score_batch(const std::vector<const Sequence*>& rows, int64_t bl
     }
   }
   return b;
+}
+
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, uint64_t salt) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = i;
+  std::mt19937_64 rng(seed + salt + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(v[i], v[rng() % static_cast<uint64_t>(i + 1)]);
+  return v;
+}
+
+std::vector<bool> held_out(size_t n, double fraction, uint64_t seed) {
+  std::vector<bool> out(n, false);
+  if (fraction <= 0 || n < 10) return out;
+  auto order = epoch_order(static_cast<int64_t>(n), seed, -1, 0xA5A5A5A5ULL);
+  const size_t k = std::max<size_t>(1, static_cast<size_t>(std::llround(fraction * static_cast<double>(n))));
+  for (size_t i = 0; i < k && i < n; ++i) out[static_cast<size_t>(order[i])] = true;
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> read_prompt_completions(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> items;
+  for_each_jsonl(path, [&](int64_t line, const nlohmann::json& j) {
+    items.emplace_back(jsonl_string(j, "prompt", path, line),
+                       j.contains("completion") ? jsonl_string(j, "completion", path, line)
+                                                : jsonl_string(j, "response", path, line));
+  }, "inputs");
+  return items;
 }
 
 torch::Tensor masked_row_sum(const torch::Tensor& values, const torch::Tensor& targets) {

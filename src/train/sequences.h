@@ -43,6 +43,16 @@ struct ScoreBatch {
 };
 ScoreBatch make_score_batch(const std::vector<const Sequence*>& rows, int64_t block, int64_t pad_id);
 
+// Deterministic order of pass `epoch` over n examples: Fisher-Yates driven by mt19937_64 seeded
+// from (seed, epoch, salt) — portable, unlike std::shuffle. Example p of the stream of passes is
+// epoch_order(n, seed, p / n)[p % n], so a trainer's position is a function of its step.
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, uint64_t salt = 0);
+// A deterministic held-out split: true for round(fraction * n) examples (at least 1) chosen by a
+// seeded permutation; all false when fraction is 0 or n < 10.
+std::vector<bool> held_out(size_t n, double fraction, uint64_t seed);
+// {prompt, completion | response} lines of a JSONL file (score inputs, reward score inputs).
+std::vector<std::pair<std::string, std::string>> read_prompt_completions(const std::string& path);
+
 // Sum and count over the unmasked targets of per-token values (B, W) (e.g. log-probs): (B) each.
 torch::Tensor masked_row_sum(const torch::Tensor& values, const torch::Tensor& targets);
 

@@ -114,15 +114,6 @@ std::vector<std::pair<std::string, std::string>> sft_pairs(const std::string& pa
 
 namespace {
 
-// Deterministic order of epoch `e`: Fisher-Yates driven by mt19937_64(seed + e) (portable).
-std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t e) {
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[i] = i;
-  std::mt19937_64 rng(seed + static_cast<uint64_t>(e) * 0x9E3779B97F4A7C15ULL);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(v[i], v[rng() % static_cast<uint64_t>(i + 1)]);
-  return v;
-}
-
 struct Split {
   std::vector<Sequence> train, val;
 };
@@ -154,11 +145,7 @@ json sft(const Config& config) {
   if (!sc.val_data.empty()) {
     val_pairs = sft_pairs(sc.val_data, sc.task);
   } else if (sc.val_fraction > 0 && pairs.size() >= 10) {
-    // A deterministic held-out slice: every example's place in a seeded permutation decides.
-    auto order = epoch_order(static_cast<int64_t>(pairs.size()), static_cast<uint64_t>(config.run.seed), -1);
-    const size_t n_val = std::max<size_t>(1, static_cast<size_t>(std::llround(sc.val_fraction * pairs.size())));
-    std::vector<bool> is_val(pairs.size());
-    for (size_t i = 0; i < n_val; ++i) is_val[order[i]] = true;
+    auto is_val = held_out(pairs.size(), sc.val_fraction, static_cast<uint64_t>(config.run.seed));
     std::vector<std::pair<std::string, std::string>> kept;
     for (size_t i = 0; i < pairs.size(); ++i) (is_val[i] ? val_pairs : kept).push_back(pairs[i]);
     pairs = std::move(kept);

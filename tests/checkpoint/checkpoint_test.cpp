@@ -5,6 +5,7 @@
 
 #include "helpers.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 using namespace codex;
 using codex::test::TempDir;
@@ -113,4 +114,58 @@ TEST_CASE("checkpoint: optimizer and RNG state restore exactly", "[checkpoint]")
   m2->forward(torch::randint(0, 50, {2, 16}, torch::kLong)).pow(2).mean().backward();
   opt2.step();
   REQUIRE(torch::equal(m2->wte->weight, want));
+}
+
+TEST_CASE("checkpoint: named modules with heads, trunk-only loads, frozen references, old format", "[checkpoint]") {
+  TempDir t;
+  torch::manual_seed(2);
+  GPT lm = small_gpt();
+  Config cfg;
+  save_model_checkpoint((t / "lm").string(), lm, cfg, "");
+  REQUIRE(checkpoint_heads((t / "lm").string()) == std::vector<std::string>{"lm"});
+  // A reward model starts from the LM's trunk: explicit trunk mode, its head keeps its own init.
+  GPT rm = small_gpt();
+  rm->add_scalar_head("reward_head");
+  auto head_before = rm->scalar_heads.at("reward_head")->weight.clone();
+  REQUIRE_THROWS_WITH(load_weights((t / "lm").string(), rm), Catch::Contains("reward_head.weight (missing from checkpoint)"));
+  load_weights((t / "lm").string(), rm, LoadMode::trunk);
+  REQUIRE(torch::equal(rm->wte->weight, lm->wte->weight));
+  REQUIRE(torch::equal(rm->scalar_heads.at("reward_head")->weight, head_before));
+  // A training checkpoint of two modules (PPO's policy and value model), each with its optimizer.
+  GPT value = small_gpt();
+  value->add_scalar_head("value_head");
+  OptimConfig o;
+  auto po = torch::optim::AdamW(lm->parameters(), torch::optim::AdamWOptions(1e-3));
+  auto vo = torch::optim::AdamW(value->parameters(), torch::optim::AdamWOptions(1e-3));
+  const std::string ck = save_training_checkpoint(t.str() + "/run", 3, {ModuleRef{"model", lm, &po},
+                                                                       ModuleRef{"value", value, &vo}},
+                                                  cfg, "", nlohmann::json::object());
+  REQUIRE(fs::exists(fs::path(ck) / "value.pt"));
+  REQUIRE(fs::exists(fs::path(ck) / "value.optim.pt"));
+  REQUIRE(checkpoint_heads(ck, "value") == std::vector<std::string>{"lm", "value_head"});
+  LoadedModel policy = load_model(ck);  // the main module, as every command reads it
+  REQUIRE(!policy.model->has_head("value_head"));
+  GPT v2 = small_gpt();
+  v2->add_scalar_head("value_head");
+  load_weights(ck, v2, LoadMode::strict, "value");
+  REQUIRE(torch::equal(v2->scalar_heads.at("value_head")->weight, value->scalar_heads.at("value_head")->weight));
+  REQUIRE_THROWS_WITH(load_weights(ck, v2, LoadMode::strict, "critic"), Catch::Contains("no module 'critic'"));
+  // A reference model: loaded read-only, no optimizer state needed (a weights-only folder has none).
+  LoadedModel ref = load_model((t / "lm").string());
+  freeze(ref.model);
+  for (auto& p : ref.model->parameters()) REQUIRE(!p.requires_grad());
+  REQUIRE(!ref.model->is_training());
+  auto opt = torch::optim::AdamW(lm->parameters(), torch::optim::AdamWOptions(1e-3));
+  REQUIRE_THROWS_WITH(load_optimizer((t / "lm").string(), opt), Catch::Contains("no optimizer state"));
+  // A checkpoint written before heads existed (state.json without "heads") still loads as an LM.
+  auto st = nlohmann::json::parse(codex::test::read_text(t / "lm" / "state.json"));
+  st.erase("heads");
+  const std::string bytes = st.dump(2) + "\n";
+  codex::test::write_text(t / "lm" / "state.json", bytes);
+  auto man = nlohmann::json::parse(codex::test::read_text(t / "lm" / "MANIFEST.json"));
+  man["files"]["state.json"] = {{"bytes", bytes.size()}, {"fnv1a64", hex64(fnv1a64(bytes.data(), bytes.size()))}};
+  codex::test::write_text(t / "lm" / "MANIFEST.json", man.dump(2) + "\n");
+  REQUIRE(checkpoint_heads((t / "lm").string()) == std::vector<std::string>{"lm"});
+  LoadedModel old = load_model((t / "lm").string());
+  REQUIRE(torch::equal(old.model->wte->weight, lm->wte->weight));
 }

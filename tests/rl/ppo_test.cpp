@@ -17,13 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<json> metrics(const fs::path& run) {
-  std::vector<json> out;
-  std::istringstream in(read_text(run / "metrics.jsonl"));
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(json::parse(l));
-  return out;
-}
+std::vector<json> metrics(const fs::path& run) { return codex::test::metrics_of(run); }
 
 double mean_of(const std::vector<json>& m, const char* key, size_t lo, size_t hi) {
   double s = 0;

@@ -2,7 +2,10 @@
 // A tiny LM checkpoint with a real tokenizer (random weights) for the fine-tuning trainers' tests,
 // and small data files in their formats.
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "checkpoint/checkpoint.h"
 #include "helpers.h"
@@ -22,6 +25,15 @@ inline std::string make_lm_checkpoint(const std::filesystem::path& dir, int64_t 
   GPT m(GPTConfig::from(cfg.model, tok.vocab_size()));
   const std::string out = (dir / "m0").string();
   save_model_checkpoint(out, m, cfg, tok_path);
+  return out;
+}
+
+// Every line of <run>/metrics.jsonl.
+inline std::vector<nlohmann::json> metrics_of(const std::filesystem::path& run) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_text(run / "metrics.jsonl"));
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(nlohmann::json::parse(l));
   return out;
 }
 

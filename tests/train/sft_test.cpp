@@ -18,13 +18,7 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-std::vector<json> metrics(const fs::path& run) {
-  std::vector<json> out;
-  std::istringstream in(read_text(run / "metrics.jsonl"));
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(json::parse(l));
-  return out;
-}
+std::vector<json> metrics(const fs::path& run) { return codex::test::metrics_of(run); }
 std::string comparable(std::vector<json> m) {
   std::string s;
   for (auto& j : m) {
@@ -157,4 +151,13 @@ TEST_CASE("sft: trains on demos, loss falls, resume is bit-exact, bad data exits
   auto noinit = run_cli("sft sft.data=" + (t / "demos.jsonl").string() + codex::test::tiny_ft_args((t / "c").string()));
   REQUIRE(noinit.code == 2);
   REQUIRE(noinit.err.find("sft.init") != std::string::npos);
+}
+
+TEST_CASE("sft: with_docstring swaps the docstring text and keeps the rest", "[sft]") {
+  Problem p;
+  p.entry_point = "add";
+  p.prompt = "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n";
+  REQUIRE(with_docstring(p, "Sum of a and b.") == "def add(a, b):\n    \"\"\"Sum of a and b.\"\"\"\n");
+  p.prompt = "def add(a, b):\n    pass\n";
+  REQUIRE(with_docstring(p, "x").empty());
 }

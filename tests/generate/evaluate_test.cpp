@@ -1,0 +1,94 @@
+// score (batched equals one by one, against a hand formulation), eval problems with reranking,
+// the round trip, and pairs by execution outcome.
+#include "generate/evaluate.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint.h"
+#include "data/practice.h"
+#include "helpers.h"
+#include "rl/prefs.h"
+#include "tokenizer/tokenizer.h"
+#include "train/finetune_fixture.h"
+
+using namespace codex;
+using codex::test::run_cli;
+using codex::test::TempDir;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+TEST_CASE("score: batched log-probs equal one by one and a hand log_softmax", "[eval][sft]") {
+  TempDir t;
+  LoadedModel lm = load_model(codex::test::make_lm_checkpoint(t.path));
+  Tokenizer tok(lm.tokenizer_path);
+  std::vector<std::pair<std::string, std::string>> items = {
+      {"def f(x):\n", "    return x + 1\n"}, {"import os\n", "x = 1"}, {"", "pass"}, {"a = [1, 2, 3]\n", "b = a[0]\n"}};
+  auto batched = score_completions(lm.model, tok, items, 16);
+  REQUIRE(batched.size() == items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto solo = score_completions(lm.model, tok, {items[i]}, 1);
+    REQUIRE(batched[i].tokens == solo[0].tokens);
+    REQUIRE(batched[i].logprob == Approx(solo[0].logprob).epsilon(1e-6));  // float32 model: padding changes rounding only
+  }
+  // By hand for the first: sum of log softmax at each completion token given everything before it.
+  auto p = tok.encode(items[0].first), c = tok.encode(items[0].second);
+  std::vector<int64_t> all(p.begin(), p.end());
+  all.insert(all.end(), c.begin(), c.end());
+  torch::NoGradGuard ng;
+  auto logits = lm.model->forward(torch::tensor(all, torch::kLong).unsqueeze(0)).to(torch::kFloat64);  // (1, T, V)
+  auto lsm = torch::log_softmax(logits, -1);
+  double want = 0;
+  for (size_t j = 0; j < c.size(); ++j) want += lsm[0][static_cast<int64_t>(p.size() + j - 1)][c[j]].item<double>();
+  REQUIRE(batched[0].tokens == static_cast<int64_t>(c.size()));
+  REQUIRE(batched[0].logprob == Approx(want).epsilon(1e-6));
+  // The command prints the same numbers.
+  codex::test::write_text(t / "in.jsonl", json{{"prompt", items[0].first}, {"completion", items[0].second}}.dump() + "\n");
+  auto r = run_cli("score --checkpoint " + (t / "m0").string() + " --input " + (t / "in.jsonl").string());
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = json::parse(r.out);
+  REQUIRE(j["logprob"].get<double>() == Approx(want).epsilon(1e-6));
+  REQUIRE(j["mean_logprob"].get<double>() == Approx(want / static_cast<double>(c.size())).epsilon(1e-6));
+}
+
+TEST_CASE("prefs: pairs by execution outcome, better first, deterministic, capped", "[eval][reward]") {
+  using rl::Outcome;
+  std::vector<Outcome> oc = {Outcome::wrong, Outcome::passed, Outcome::syntax, Outcome::passed, Outcome::error};
+  std::vector<std::string> tx = {"w", "p1", "s", "p1", "e"};  // two identical passing texts
+  auto pairs = pair_by_outcome(oc, tx, 100);
+  // passed vs syntax, error, wrong (for both passing samples), wrong vs syntax / error, error vs syntax
+  std::vector<std::pair<size_t, size_t>> want = {{1, 2}, {3, 2}, {1, 4}, {3, 4}, {1, 0}, {3, 0},
+                                                 {0, 2}, {0, 4}, {4, 2}};
+  REQUIRE(pairs == want);
+  REQUIRE(pair_by_outcome(oc, tx, 2) == std::vector<std::pair<size_t, size_t>>{{1, 2}, {3, 2}});
+  REQUIRE(pair_by_outcome({Outcome::passed, Outcome::passed}, {"a", "b"}, 4).empty());
+}
+
+TEST_CASE("eval problems with reranking and eval roundtrip run end to end", "[eval][sft]") {
+  TempDir t;
+  const std::string m0 = codex::test::make_lm_checkpoint(t.path, 128);
+  PracticeSet ps = make_practice_set(0);
+  std::string probs;
+  for (size_t i = 0; i < 6; ++i) probs += problem_to_json(ps.heldout[i]).dump() + "\n";
+  codex::test::write_text(t / "p.jsonl", probs);
+  auto r = run_cli("eval problems --checkpoint " + m0 + " --problems " + (t / "p.jsonl").string() +
+                   " --n 3 --k 1,3 --max-new-tokens 16 --rerank mean-logprob --out " + (t / "ev").string());
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = json::parse(r.out);
+  REQUIRE(j.contains("pass@1"));
+  REQUIRE(j.contains("pass@3"));
+  REQUIRE(j.contains("rerank@1"));
+  REQUIRE(fs::exists(t / "ev" / "m0_t0.2_n3_summary.jsonl"));
+  auto bad = run_cli("eval problems --checkpoint " + m0 + " --problems " + (t / "p.jsonl").string() + " --rerank best");
+  REQUIRE(bad.code == 2);
+  auto rt = run_cli("eval roundtrip --codex-d " + m0 + " --codex-s " + m0 + " --problems " + (t / "p.jsonl").string() +
+                    " --n 1 --k 1 --max-new-tokens 12 --out " + (t / "rt").string());
+  INFO(rt.err);
+  REQUIRE(rt.code == 0);
+  auto k = json::parse(rt.out);
+  REQUIRE(k["problems"] == 6);
+  REQUIRE(k.contains("pass@1"));
+  REQUIRE(k.contains("roundtrip_pass@1"));
+}
