@@ -127,8 +127,13 @@ Plan make_plan(const PipelineArgs& a) {
 
 std::string self_exe() {
   std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("codex-train") : p.string();
+  std::string p = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return "codex-train";
+  // The binary was rebuilt while we ran: the new one at the same path is the one to run.
+  const std::string deleted = " (deleted)";
+  if (p.size() > deleted.size() && p.compare(p.size() - deleted.size(), deleted.size(), deleted) == 0)
+    p.resize(p.size() - deleted.size());
+  return p;
 }
 
 // Runs this program with `args` (a command of its own, e.g. one a stage reuses) and waits.
@@ -415,7 +420,16 @@ class Pipeline {
     const fs::path O(out_);
     std::vector<std::pair<std::string, std::string>> models = {{"M0", "03-pretrain"}, {"M1", "05-sft"}, {"M2", "08-ppo"}};
     json out = {{"models", json::object()}};
-    for (auto& set : c.pipeline.eval_sets) {
+    for (auto entry : c.pipeline.eval_sets) {
+      // "<set>:<n>" evaluates that set with n samples per problem instead of eval.n.
+      int64_t n = c.eval.n;
+      if (const auto colon = entry.rfind(':'); colon != std::string::npos && colon + 1 < entry.size() &&
+                                                entry.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+        n = std::stoll(entry.substr(colon + 1));
+        entry = entry.substr(0, colon);
+        if (n < 1) throw UsageError("pipeline.eval_sets: '" + entry + ":0' asks for no samples");
+      }
+      const std::string& set = entry;
       std::string path, name;
       int64_t limit = 0;
       if (set == "practice") {
@@ -442,6 +456,9 @@ class Pipeline {
         LoadedModel lm = load_model((O / stage).string(), pick_device(c.run));
         Tokenizer tok(lm.tokenizer_path);
         EvalSpec spec = EvalSpec::from(c);
+        spec.n = n;
+        spec.k.erase(std::remove_if(spec.k.begin(), spec.k.end(), [&](int64_t k) { return k > n; }), spec.k.end());
+        if (spec.k.empty()) spec.k = {1};
         spec.out_dir = (dir / m / name).string();
         spec.tag = "t" + fmt::format("{}", spec.temperature) + "_n" + std::to_string(spec.n);
         json r = evaluate_problems(lm.model, tok, problems, sandbox, spec, c);
