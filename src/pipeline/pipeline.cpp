@@ -157,13 +157,50 @@ void run_self(const std::vector<std::string>& args, const std::string& what) {
     throw RunError(what + " failed (exit " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128) + ")");
 }
 
-// The text of a stage's config with the output folder written as <O>, so a moved folder keeps
-// its fingerprints.
-std::string normalised(const Config& c, const std::string& out_dir) {
-  Config k = c;
-  k.run.threads = 0;
-  k.resume = false;
-  std::string y = config_to_yaml(k);
+// The config keys a stage's result depends on (prefixes). Output paths, threads and the
+// log/checkpoint cadence are left out: they do not change what a stage produces.
+const std::map<std::string, std::vector<std::string>>& stage_keys() {
+  static const std::map<std::string, std::vector<std::string>> k = {
+      {"tokenizer", {"run.seed", "tokenizer."}},
+      {"data", {"data."}},
+      {"pretrain", {"run.seed", "run.device", "model.", "train.", "optim.", "dist.zero1"}},
+      {"problems", {"pipeline.practice", "pipeline.extract", "problems."}},
+      {"sft", {"run.seed", "sft.", "train.", "optim."}},
+      {"prefs", {"run.seed", "pipeline.prefs_", "generate.", "eval.max_new_tokens", "eval.sandbox"}},
+      {"reward", {"run.seed", "reward.", "train.", "optim.", "pipeline.reward_model"}},
+      {"ppo", {"run.seed", "ppo.", "train.", "optim.", "generate.", "eval.sandbox", "eval.timeout", "pipeline.reward_model"}},
+      {"eval", {"run.seed", "eval.", "generate.", "pipeline.eval_sets", "pipeline.humaneval_limit"}}};
+  return k;
+}
+const std::vector<std::string> kVolatile = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+                                            "train.data", "sft.init", "sft.data", "reward.init", "reward.data",
+                                            "ppo.init", "ppo.ref", "ppo.reward_model", "ppo.prompts", "eval.workers"};
+
+void flatten_lines(const YAML::Node& n, const std::string& prefix, std::vector<std::string>& out) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it)
+      flatten_lines(it->second, prefix.empty() ? it->first.as<std::string>() : prefix + "." + it->first.as<std::string>(),
+                    out);
+  } else {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    out.push_back(prefix + "=" + e.c_str());
+  }
+}
+
+// What a stage's fingerprint covers: the keys it reads, with the output folder written as <O>.
+std::string normalised(const std::string& stage, const Config& c, const std::string& out_dir) {
+  std::vector<std::string> lines;
+  flatten_lines(YAML::Load(config_to_yaml(c)), "", lines);
+  std::string y;
+  const auto& keys = stage_keys().at(stage);
+  for (auto& l : lines) {
+    const std::string key = l.substr(0, l.find('='));
+    bool keep = false;
+    for (auto& k : keys) keep = keep || key.rfind(k, 0) == 0;
+    for (auto& v : kVolatile) keep = keep && key != v;
+    if (keep) y += l + "\n";
+  }
   for (size_t at; (at = y.find(out_dir)) != std::string::npos;) y.replace(at, out_dir.size(), "<O>");
   return y;
 }
@@ -193,7 +230,7 @@ class Pipeline {
       const fs::path dir = fs::path(out_) / stage_dir_name(i);
       Config cfg = stage_config(st, dir);
       const std::string fp = hex64(fnv1a64(0, 0) ^ std::hash<std::string>{}(upstream + "|" + st + "|" +
-                                                                             normalised(cfg, out_) + inputs_fp(st)));
+                                                                             normalised(st, cfg, out_) + inputs_fp(st)));
       upstream = fp;
       const fs::path done = dir / "DONE";
       if (rank_ == 0 && fs::exists(dir / "stage.json")) {

@@ -103,4 +103,11 @@ TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is r
   REQUIRE(changed.err.find("08-ppo no longer matches") != std::string::npos);
   REQUIRE(fs::exists(t / "o" / ".invalidated"));
   REQUIRE(fs::exists(t / "o" / "09-eval" / "DONE"));
+  // a PPO-only change keeps everything before PPO
+  auto ppo_only = run_cli(cmd + " sft.optim.lr=5e-4 ppo.train.max_steps=2");
+  INFO(ppo_only.err);
+  REQUIRE(ppo_only.code == 0);
+  REQUIRE(ppo_only.err.find("07-reward done earlier; skipped") != std::string::npos);
+  REQUIRE(ppo_only.err.find("08-ppo no longer matches") != std::string::npos);
+  REQUIRE(json::parse(read_text(t / "o" / "08-ppo" / "DONE"))["steps"] == 2);
 }
