@@ -2,7 +2,7 @@
 # Installs missing Debian packages (a no-op when all are present), then configures and builds
 # build/codex-train in Release.   usage: scripts/build.sh [--cuda] [--debug] [--no-tests] [--test-deps]
 # --test-deps also installs what some tests use as an independent reference (Debian's python3-torch:
-# PyTorch goldens, torchrun).
+# PyTorch goldens, torchrun) and Debian's chromium (the report opened in a real browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ done
 
 PKGS=(cmake ninja-build g++ libtorch-dev libgloo-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev
       catch2 nlohmann-json3-dev zlib1g-dev libopenblas0-pthread python3 bubblewrap)
-[ "$TEST_DEPS" = 1 ] && PKGS+=(python3-torch)
+[ "$TEST_DEPS" = 1 ] && PKGS+=(python3-torch chromium)
 if [ "$CUDA" != on ]; then
   missing=()
   for p in "${PKGS[@]}"; do
