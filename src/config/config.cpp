@@ -56,6 +56,7 @@ std::vector<Field> fields(Config& c) {
       {"model.vocab_size", &c.model.vocab_size, 0, 1 << 24},
       {"model.dropout", &c.model.dropout, 0, 0.99},
       {"model.bias", &c.model.bias},
+      {"model.attention", &c.model.attention, -kInf, kInf, {"auto", "fused", "reference"}},
       {"train.data", &c.train.data},
       {"train.batch_size", &c.train.batch_size, 1, 1 << 20},
       {"train.grad_accum", &c.train.grad_accum, 1, 1 << 20},

@@ -49,6 +49,7 @@ struct ModelConfig {
   int64_t vocab_size = 0;            // 0 = from the tokenizer
   double dropout = 0.0;
   bool bias = true;
+  std::string attention = "auto";    // auto | fused | reference (ops/attention.h)
 };
 
 struct TrainConfig {

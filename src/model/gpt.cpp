@@ -16,6 +16,9 @@ GPTConfig GPTConfig::from(const ModelConfig& m, int64_t vocab_size) {
   g.block_size = m.block_size;
   g.dropout = m.dropout;
   g.bias = m.bias;
+  g.attention = m.attention;
+  if (parse_attention_kind(g.attention) == AttentionKind::Fused && g.dropout > 0)
+    throw UsageError("model.attention=fused has no attention dropout: use auto or reference with model.dropout > 0");
   if (g.vocab_size <= 0) throw UsageError("model.vocab_size: unknown (0) and no tokenizer/data to take it from");
   if (g.n_embd % g.n_head != 0)
     throw UsageError("model.n_embd (" + std::to_string(g.n_embd) + ") must be divisible by model.n_head (" +
@@ -33,7 +36,7 @@ torch::nn::LayerNorm layer_norm(int64_t c) {
 }  // namespace
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& cfg)
-    : n_head(cfg.n_head), n_embd(cfg.n_embd), dropout(cfg.dropout) {
+    : n_head(cfg.n_head), n_embd(cfg.n_embd), dropout(cfg.dropout), attention(cfg.attention) {
   c_attn = register_module("c_attn", linear(n_embd, 3 * n_embd, cfg.bias));
   c_proj = register_module("c_proj", linear(n_embd, n_embd, cfg.bias));
 }
@@ -53,7 +56,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Te
     *cache_v = v;
   }
   const double p = is_training() ? dropout : 0.0;
-  auto y = attention(q, k, v, /*causal=*/true, key_mask, p);  // (B, H, T, hd)
+  auto y = codex::attention(q, k, v, /*causal=*/true, key_mask, p, parse_attention_kind(attention));  // (B, H, T, hd)
   y = y.transpose(1, 2).reshape({B, T, C});                   // (B, T, C)
   y = c_proj(y);
   return p > 0 ? torch::dropout(y, p, true) : y;

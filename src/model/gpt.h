@@ -26,6 +26,7 @@ struct GPTConfig {
   int64_t n_layer = 2, n_head = 2, n_embd = 64, block_size = 128;
   double dropout = 0.0;
   bool bias = true;
+  std::string attention = "auto";  // model.attention: auto | fused | reference (ops/attention.h)
 
   static GPTConfig from(const ModelConfig& m, int64_t vocab_size);
 };
@@ -44,6 +45,7 @@ struct CausalSelfAttentionImpl : torch::nn::Module {
                         const torch::Tensor& key_mask);
   int64_t n_head, n_embd;
   double dropout;
+  std::string attention;
   torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);

@@ -1,6 +1,15 @@
 #include "ops/attention.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
+#include <limits>
+
+#include "ops/cpu/attention_kernel.h"
+#ifdef CODEX_WITH_CUDA_KERNELS
+#include "ops/cuda/attention_cuda.h"
+#endif
+#include "util/error.h"
 
 namespace codex {
 namespace {
@@ -23,10 +32,137 @@ torch::Tensor causal_keep(int64_t tq, int64_t tk, const torch::Device& dev) {
   return torch::ones({tq, tk}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril(tk - tq);
 }
 
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The fused CPU kernel measured faster than LibTorch ops here (docs/perf.md), so `auto` uses it.
+constexpr bool kFusedByDefaultOnCpu = true;
+
+cpu::AttentionParams cpu_params(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& bias,
+                                bool causal) {
+  cpu::AttentionParams p;
+  p.B = q.size(0);
+  p.H = q.size(1);
+  p.Tq = q.size(2);
+  p.Tk = k.size(2);
+  p.D = q.size(3);
+  p.scale = 1.0 / std::sqrt(static_cast<double>(p.D));
+  p.causal = causal;
+  p.f64 = q.scalar_type() == torch::kDouble;
+  p.key_bias = bias.numel() > 0 ? bias.data_ptr() : nullptr;
+  return p;
+}
+
+// Runs items [0, n) of a kernel over LibTorch's thread pool, one scratch buffer per chunk.
+template <typename Kernel>
+void run_parallel(int64_t n, size_t scratch_bytes, Kernel kernel) {
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<double> scratch(scratch_bytes / sizeof(double) + 1);
+    kernel(begin, end, scratch.data());
+  });
+}
+
+struct FusedAttentionCpu : torch::autograd::Function<FusedAttentionCpu> {
+  // bias: (B, Tk) 0 / -inf, or an empty tensor for "no padding".
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& bias, bool causal) {
+    auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+    auto p = cpu_params(qc, kc, bias, causal);
+    auto out = torch::empty_like(qc, torch::MemoryFormat::Contiguous);
+    auto lse = torch::empty({p.B, p.H, p.Tq}, qc.options());
+    p.q = qc.data_ptr();
+    p.k = kc.data_ptr();
+    p.v = vc.data_ptr();
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr();
+    run_parallel(cpu::attention_forward_items(p), cpu::attention_forward_scratch(p),
+                 [&](int64_t b, int64_t e, void* s) { cpu::attention_forward(p, b, e, s); });
+    ctx->save_for_backward({qc, kc, vc, out, lse, bias});
+    ctx->saved_data["causal"] = causal;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    TORCH_CHECK(!torch::GradMode::is_enabled(), "fused attention does not support double backward");
+    auto saved = ctx->get_saved_variables();
+    const auto &qc = saved[0], &kc = saved[1], &vc = saved[2], &out = saved[3], &lse = saved[4], &bias = saved[5];
+    auto dout = grad_out[0].contiguous();
+    auto p = cpu_params(qc, kc, bias, ctx->saved_data["causal"].toBool());
+    auto dq = torch::empty_like(qc), dk = torch::empty_like(kc), dv = torch::empty_like(vc);
+    p.q = qc.data_ptr();
+    p.k = kc.data_ptr();
+    p.v = vc.data_ptr();
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr();
+    p.dout = dout.data_ptr();
+    p.dq = dq.data_ptr();
+    p.dk = dk.data_ptr();
+    p.dv = dv.data_ptr();
+    run_parallel(cpu::attention_backward_items(p), cpu::attention_backward_scratch(p),
+                 [&](int64_t b, int64_t e, void* s) { cpu::attention_backward(p, b, e, s); });
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+bool fused_cpu_ok(const torch::Tensor& q) {
+  return q.device().is_cpu() && (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble);
+}
+
 }  // namespace
 
+AttentionKind parse_attention_kind(const std::string& name) {
+  if (name == "auto") return AttentionKind::Auto;
+  if (name == "fused") return AttentionKind::Fused;
+  if (name == "reference") return AttentionKind::Reference;
+  throw UsageError("model.attention: '" + name + "': expected auto, fused or reference");
+}
+
+const char* attention_kind_name(AttentionKind kind) {
+  switch (kind) {
+    case AttentionKind::Fused: return "fused";
+    case AttentionKind::Reference: return "reference";
+    default: return "auto";
+  }
+}
+
+std::string attention_path(const torch::Tensor& q, double dropout_p, AttentionKind kind) {
+  if (kind == AttentionKind::Reference || dropout_p > 0) return "ops";
+  if (q.is_cuda()) {
+#ifdef CODEX_WITH_CUDA_KERNELS
+    if (attention_cuda_supported(q)) return "cuda";
+#endif
+    return "ops";
+  }
+  if (fused_cpu_ok(q) && (kind == AttentionKind::Fused || kFusedByDefaultOnCpu)) return "fused";
+  return "ops";
+}
+
+torch::Tensor attention_fused_cpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  bool causal, const torch::Tensor& key_mask) {
+  check_shapes(q, k, v, key_mask);
+  TORCH_CHECK(fused_cpu_ok(q) && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+                  k.device().is_cpu() && v.device().is_cpu(),
+              "attention_fused_cpu: q, k, v must be float32 or float64 CPU tensors of one dtype");
+  torch::Tensor bias = torch::empty({0}, q.options());
+  if (key_mask.defined())
+    bias = torch::zeros({k.size(0), k.size(2)}, q.options())
+               .masked_fill_(key_mask.to(torch::kBool).logical_not().cpu(), -std::numeric_limits<double>::infinity());
+  return FusedAttentionCpu::apply(q, k, v, bias, causal);
+}
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
-                        const torch::Tensor& key_mask, double dropout_p) {
+                        const torch::Tensor& key_mask, double dropout_p, AttentionKind kind) {
+  check_shapes(q, k, v, key_mask);
+  const std::string path = attention_path(q, dropout_p, kind);
+  if (path == "fused") return attention_fused_cpu(q, k, v, causal, key_mask);
+#ifdef CODEX_WITH_CUDA_KERNELS
+  if (path == "cuda") return attention_fused_cuda(q, k, v, causal, key_mask);
+#endif
+  return attention_ops(q, k, v, causal, key_mask, dropout_p);
+}
+
+torch::Tensor attention_ops(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                            const torch::Tensor& key_mask, double dropout_p) {
   check_shapes(q, k, v, key_mask);
   const int64_t tq = q.size(2), tk = k.size(2);
   // Scale q (Tq*D values) rather than the (Tq, Tk) scores.
