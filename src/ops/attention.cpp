@@ -35,8 +35,9 @@ torch::Tensor causal_keep(int64_t tq, int64_t tk, const torch::Device& dev) {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// The fused CPU kernel measured faster than LibTorch ops here (docs/perf.md), so `auto` uses it.
-constexpr bool kFusedByDefaultOnCpu = true;
+// `auto` on the CPU keeps LibTorch ops until `codex-train bench attention` has shown the fused
+// kernel faster on the machines this runs on (docs/perf.md); `model.attention=fused` opts in.
+constexpr bool kFusedByDefaultOnCpu = false;
 
 cpu::AttentionParams cpu_params(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& bias,
                                 bool causal) {

@@ -2,7 +2,9 @@
 // The one attention entry point every model path goes through. It dispatches:
 //   CUDA tensors -> the fused CUDA kernel (kernels/attention/, when built with CUDA and the shape
 //                   and dtype are ones it handles), else LibTorch ops;
-//   CPU tensors  -> the fused CPU kernel (ops/cpu/attention_kernel.h; float32/float64), else ops;
+//   CPU tensors  -> the fused CPU kernel (ops/cpu/attention_kernel.h; float32/float64) with
+//                   `model.attention: fused` (`auto` keeps LibTorch ops on the CPU for now:
+//                   docs/perf.md), else ops;
 //   `model.attention: reference` -> always LibTorch ops (`attention_ops`, kept for checking).
 // Dropout on the attention probabilities (training with model.dropout > 0) always takes the
 // LibTorch-ops path: the fused kernels do not drop.
