@@ -3,50 +3,13 @@
 #include <set>
 #include <unordered_map>
 
+#include "data/jsonl.h"
 #include "eval/passk.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
 
 namespace codex::eval {
-namespace {
-
-// Calls fn(line_number, object) for each non-blank line; errors name FILE:LINE.
-template <typename Fn>
-void for_each_jsonl(const std::string& path, Fn fn) {
-  std::string text = read_maybe_gz(path);
-  size_t start = 0;
-  int64_t lineno = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    ++lineno;
-    std::string line = text.substr(start, end - start);
-    start = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::ordered_json j;
-    try {
-      j = nlohmann::ordered_json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      std::string what = e.what();
-      auto p = what.find("parse error");
-      throw UsageError(path + ":" + std::to_string(lineno) + ": bad JSON (" +
-                       (p == std::string::npos ? what : what.substr(p)) + ")");
-    }
-    if (!j.is_object()) throw UsageError(path + ":" + std::to_string(lineno) + ": expected a JSON object");
-    fn(lineno, j);
-  }
-}
-
-std::string field(const nlohmann::ordered_json& j, const char* key, const std::string& path, int64_t lineno) {
-  auto it = j.find(key);
-  if (it == j.end()) throw UsageError(path + ":" + std::to_string(lineno) + ": missing field '" + key + "'");
-  if (!it->is_string())
-    throw UsageError(path + ":" + std::to_string(lineno) + ": field '" + key + "' must be a string");
-  return it->get<std::string>();
-}
-
-}  // namespace
 
 std::vector<Problem> load_problems(const std::string& path) {
   if (!std::filesystem::exists(path))
@@ -56,16 +19,14 @@ std::vector<Problem> load_problems(const std::string& path) {
                                 "; run from the repository root or pass --problems FILE)"
                           : std::string()));
   std::vector<Problem> out;
-  std::set<std::string> seen;
-  for_each_jsonl(path, [&](int64_t ln, const nlohmann::ordered_json& j) {
-    Problem p{field(j, "task_id", path, ln), field(j, "prompt", path, ln),
-              field(j, "canonical_solution", path, ln), field(j, "test", path, ln),
-              field(j, "entry_point", path, ln)};
-    if (!seen.insert(p.task_id).second)
-      throw UsageError(path + ":" + std::to_string(ln) + ": duplicate task_id '" + p.task_id + "'");
-    out.push_back(std::move(p));
-  });
-  if (out.empty()) throw UsageError(path + ": no problems in the file");
+  int64_t untested = 0;
+  for (auto& p : read_problems(path)) {
+    // Problems without a test (SFT-only ones, origin "docstring") cannot be scored.
+    if (p.test.empty()) ++untested;
+    else out.push_back(std::move(p));
+  }
+  if (untested > 0) spdlog::warn("{}: {} problems without a test skipped", path, untested);
+  if (out.empty()) throw UsageError(path + ": no problems with a test in the file");
   return out;
 }
 
@@ -73,14 +34,15 @@ std::vector<Sample> load_samples(const std::string& path, const std::vector<Prob
   std::set<std::string> known;
   for (auto& p : problems) known.insert(p.task_id);
   std::vector<Sample> out;
-  for_each_jsonl(path, [&](int64_t ln, const nlohmann::ordered_json& j) {
-    Sample s{field(j, "task_id", path, ln), field(j, "completion", path, ln), j};
-    if (!known.count(s.task_id))
-      throw UsageError(path + ":" + std::to_string(ln) + ": unknown task_id '" + s.task_id +
-                       "' (not in the problems file)");
-    out.push_back(std::move(s));
-  });
-  if (out.empty()) throw UsageError(path + ": no samples in the file");
+  for_each_jsonl_ordered(
+      path,
+      [&](int64_t ln, const nlohmann::ordered_json& j) {
+        Sample s{jsonl_string(j, "task_id", path, ln), jsonl_string(j, "completion", path, ln), j};
+        if (!known.count(s.task_id))
+          jsonl_error(path, ln, "unknown task_id '" + s.task_id + "' (not in the problems file)");
+        out.push_back(std::move(s));
+      },
+      "samples");
   return out;
 }
 

@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "config/config.h"
+#include "data/jsonl.h"
 #include "eval/sandbox.h"
 
 namespace codex::eval {
 
-struct Problem {
-  std::string task_id, prompt, canonical_solution, test, entry_point;
-};
+// The project's one problem type (data/jsonl.h); eval needs task_id, prompt, test, entry_point.
+using Problem = codex::Problem;
 
 struct Sample {
   std::string task_id, completion;
@@ -26,6 +26,7 @@ struct Sample {
 
 // Both throw UsageError "FILE:LINE: what is wrong" on bad JSON, a missing or non-string field,
 // a duplicate task id (problems) or a task id that is not among the problems (samples).
+// Problems without a test are skipped (with a warning): they cannot be scored.
 std::vector<Problem> load_problems(const std::string& path);
 std::vector<Sample> load_samples(const std::string& path, const std::vector<Problem>& problems);
 
