@@ -160,6 +160,12 @@ std::vector<Field> fields(Config& c) {
       {"pipeline.eval_sets", &c.pipeline.eval_sets},
       {"pipeline.humaneval_limit", &c.pipeline.humaneval_limit, 0, 1e9},
       {"pipeline.reward_model", &c.pipeline.reward_model},
+      {"problems.input", &c.problems.input},
+      {"problems.max_tests", &c.problems.max_tests, 1, 1e6},
+      {"problems.decontam_ngram", &c.problems.decontam_ngram, 1, 1e6},
+      {"problems.eval_sets", &c.problems.eval_sets},
+      {"problems.timeout", &c.problems.timeout, 0.1, 3600},
+      {"problems.trace_timeout", &c.problems.trace_timeout, 1, 86400},
       {"resume", &c.resume},
   };
 }

@@ -194,6 +194,15 @@ struct PipelineConfig {
   bool reward_model = true;          // train a reward model and use it in PPO
 };
 
+struct ProblemsConfig {
+  std::vector<std::string> input;    // corpus for `data problems`: dirs, .py, .jsonl(.gz); empty = data.input
+  int64_t max_tests = 10;            // assertions kept per problem (doctest examples / traced calls)
+  int64_t decontam_ngram = 13;       // drop problems sharing a word n-gram this long with an eval set
+  std::vector<std::string> eval_sets = {"data/humaneval/HumanEval.jsonl.gz"};
+  double timeout = 20;               // seconds per sandboxed program (one file's parse, one check)
+  double trace_timeout = 300;        // seconds for the whole traced command (`data trace`)
+};
+
 struct Config {
   RunConfig run;
   TokenizerConfig tokenizer;
@@ -208,6 +217,7 @@ struct Config {
   RewardConfig reward;
   PPOConfig ppo;
   PipelineConfig pipeline;
+  ProblemsConfig problems;
   bool resume = false;
 
   std::set<std::string> explicitly_set;  // keys given by a file or an override
