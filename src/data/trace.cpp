@@ -128,8 +128,6 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
   // Calls per function, sorted (shortest first) so the choice does not depend on process order.
   std::map<std::tuple<std::string, int64_t, std::string>, std::map<std::pair<size_t, std::string>, Call>> by_fn;
   nlohmann::ordered_json cmd_info = nlohmann::ordered_json::object();
-  auto& calls = stats["calls"];
-  calls = nlohmann::ordered_json::object();
   int64_t recorded = 0, inconsistent = 0, mutated = 0;
   size_t start = 0;
   const std::string& o = res.stdout_text;
@@ -170,9 +168,12 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
   }
   stats["command_status"] = cmd_info.value("status", nlohmann::ordered_json());
   stats["command_processes"] = cmd_info.value("processes", nlohmann::ordered_json());
+  // (ordered_json keeps its keys in a vector: no references into `stats` across insertions)
+  nlohmann::ordered_json calls = nlohmann::ordered_json::object();
   calls["recorded"] = recorded;
   calls["dropped"] = {{"different_results", inconsistent}, {"mutated_arguments", mutated}};
   calls["functions"] = static_cast<int64_t>(by_fn.size());
+  stats["calls"] = calls;
   if (by_fn.empty()) {
     std::string tail = cmd_info.value("output_tail", std::string());
     if (tail.size() > 300) tail = tail.substr(tail.size() - 300);
@@ -200,9 +201,7 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
   std::map<std::pair<std::string, std::string>, std::vector<FunctionCandidate*>> by_name;
   for (auto& d : defs) by_name[{d.file, d.name}].push_back(&d);
 
-  auto& fdrop = stats["functions_dropped"];
-  fdrop = nlohmann::ordered_json::object();
-  fdrop["not_standalone_or_no_docstring"] = 0;
+  int64_t not_standalone = 0;
   std::vector<FunctionCandidate> cands;
   for (auto& [key, cs] : by_fn) {
     auto& [rel, line, qual] = key;
@@ -212,7 +211,7 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
       for (auto* d : it->second)
         if (d->lineno == line || d->first_lineno == line) def = d;
     if (!def) {
-      fdrop["not_standalone_or_no_docstring"] = fdrop["not_standalone_or_no_docstring"].get<int64_t>() + 1;
+      ++not_standalone;
       continue;
     }
     FunctionCandidate c = *def;
@@ -224,6 +223,7 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
     }
     cands.push_back(std::move(c));
   }
+  stats["functions_dropped"] = {{"not_standalone_or_no_docstring", not_standalone}};
   stats["dropped"] = nlohmann::ordered_json::object();
   dedupe_and_decontaminate(cands, index, stats);
   build_tests(cands, sandbox, cfg.problems.max_tests, "trace", "", stats);
