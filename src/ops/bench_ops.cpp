@@ -18,7 +18,7 @@
 #include "ops/attention.h"
 #include "ops/cpu/attention_kernel.h"
 #include "ops/logprob.h"
-#include "train/loop.h"
+#include "util/device.h"
 #include "util/error.h"
 #ifdef CODEX_WITH_CUDA_KERNELS
 #include "kl/logprob_params.h"
