@@ -19,7 +19,7 @@ for a in "$@"; do
 done
 
 PKGS=(cmake ninja-build g++ libtorch-dev libgloo-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev
-      catch2 nlohmann-json3-dev zlib1g-dev libopenblas0-pthread python3 bubblewrap)
+      catch2 nlohmann-json3-dev zlib1g-dev libpcre2-dev libopenblas0-pthread python3 bubblewrap)
 [ "$TEST_DEPS" = 1 ] && PKGS+=(python3-torch chromium)
 if [ "$CUDA" != on ]; then
   missing=()

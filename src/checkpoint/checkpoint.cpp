@@ -1,5 +1,7 @@
 #include "checkpoint/checkpoint.h"
 
+#include "tokenizer/tokenizer.h"
+
 #include <ATen/Context.h>
 #include <unistd.h>
 
@@ -106,8 +108,10 @@ void add_common(Files& files, const std::vector<ModuleRef>& modules, const Confi
   }
   files.emplace_back("state.json", state.dump(2) + "\n");
   files.emplace_back("config.yaml", config_to_yaml(cfg));
-  if (!tokenizer_path.empty() && fs::exists(tokenizer_path))
-    files.emplace_back("tokenizer.model", read_file(tokenizer_path));
+  if (!tokenizer_path.empty() && fs::exists(tokenizer_path)) {
+    auto [name, bytes] = tokenizer_file(tokenizer_path);  // tokenizer.model or tokenizer.json
+    files.emplace_back(name, std::move(bytes));
+  }
   else
     spdlog::warn("checkpoint: no tokenizer at '{}'; the checkpoint will carry none", tokenizer_path);
 }
@@ -363,7 +367,7 @@ LoadedModel load_model(const std::string& dir, torch::Device device) {
   lm.step = st.value("step", int64_t{0});
   lm.config = load_config((fs::path(ck) / "config.yaml").string(), {});
   lm.dir = ck;
-  lm.tokenizer_path = fs::exists(fs::path(ck) / "tokenizer.model") ? (fs::path(ck) / "tokenizer.model").string() : "";
+  lm.tokenizer_path = tokenizer_file_in(ck);
   lm.model = GPT(lm.gpt);
   for (auto& h : checkpoint_heads(ck))
     if (h != "lm") lm.model->add_scalar_head(h);

@@ -6,6 +6,7 @@
 //   state.json      step, GPT shape, data-loader position (sampler RNG), trainer extras
 //   config.yaml     the resolved config of the run
 //   tokenizer.model a copy of the tokenizer, so generate / eval / export need nothing else
+//                   (tokenizer.json for a byte-level BPE tokenizer)
 //   MANIFEST.json   written last: magic, format version, size + FNV-1a 64 of every file above
 // A folder is built as `.tmp-step_XXXXXXXX.<pid>` and renamed into place only when complete;
 // `checkpoints/latest` (a one-line text file) then names it. A folder is valid only if its
@@ -31,7 +32,7 @@ struct LoadedModel {
   GPT model{nullptr};
   GPTConfig gpt;
   Config config;
-  std::string tokenizer_path;  // "<dir>/tokenizer.model", or "" when the checkpoint has none
+  std::string tokenizer_path;  // "<dir>/tokenizer.model" or ".json", or "" when the checkpoint has none
   std::string dir;             // the checkpoint folder actually read (absolute, canonical)
   int64_t step = 0;
 };

@@ -75,7 +75,11 @@ bool is_val_document(const std::string& text, double val_fraction) { return spli
 nlohmann::json prepare_data(const Config& cfg) {
   const DataConfig& dc = cfg.data;
   if (dc.input.empty()) throw UsageError("data prepare: data.input is empty (list dirs, .py or .jsonl[.gz] files)");
-  std::string tok_path = dc.tokenizer.empty() ? (fs::path(cfg.run.dir) / "tokenizer.model").string() : dc.tokenizer;
+  std::string tok_path = dc.tokenizer;
+  if (tok_path.empty()) {
+    tok_path = tokenizer_file_in(cfg.run.dir);
+    if (tok_path.empty()) tok_path = (fs::path(cfg.run.dir) / kSpmFileName).string();
+  }
   std::unique_ptr<Tokenizer> tok;
   try {
     tok = std::make_unique<Tokenizer>(tok_path);
@@ -174,7 +178,7 @@ nlohmann::json prepare_data(const Config& cfg) {
                           {"documents", {{"train", train.docs}, {"val", val.docs}}},
                           {"vocab_size", tok->vocab_size()},
                           {"eot_id", tok->eot_id()},
-                          {"tokenizer", "tokenizer.model"}};
+                          {"tokenizer", tok->file_name()}};
 
   auto why = [&] {
     std::string s;
@@ -193,9 +197,7 @@ nlohmann::json prepare_data(const Config& cfg) {
   train.finish();
   val.finish();
   stats["shards"] = {{"train", train.shards}, {"val", val.shards}};
-  fs::path tok_copy = out / "tokenizer.model";
-  std::error_code ec;
-  if (!fs::equivalent(tok_path, tok_copy, ec)) write_file_atomic(tok_copy, read_file(tok_path));
+  copy_tokenizer_into(tok_path, out.string());
   write_file_atomic(out / "stats.json", stats.dump(2) + "\n");
   spdlog::info("data prepare: kept {}/{} files ({} bytes) -> {} train + {} val tokens in {} (dropped: {})", files_kept,
                files_in, bytes_kept, train.tokens, val.tokens, out.string(), why().empty() ? "none" : why());

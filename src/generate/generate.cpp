@@ -181,13 +181,13 @@ int64_t draw(const torch::Tensor& probs, at::Generator& gen) {
   return std::min<int64_t>(i, probs.size(0) - 1);
 }
 
-// Tokens that are never sampled: padding, ids past the tokenizer's vocabulary (a model may pad
+// Tokens that are never sampled: padding (unless it is end of text, as for GPT-2), ids past the tokenizer's vocabulary (a model may pad
 // its embedding table), and control tokens other than end-of-text (they decode to nothing).
 torch::Tensor never_mask(const TokenTable& vocab, int64_t V) {
   auto never = torch::zeros({V}, torch::kBool);  // (V)
   auto* p = never.data_ptr<bool>();
   for (int64_t i = 0; i < V; ++i)
-    p[i] = i >= vocab.size() || i == vocab.pad_id || (i != vocab.eot_id && vocab.bytes[i].empty());
+    p[i] = i >= vocab.size() || (i == vocab.pad_id && i != vocab.eot_id) || (i != vocab.eot_id && vocab.bytes[i].empty());
   return never;
 }
 

@@ -4,6 +4,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
+#include "interop/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -208,9 +209,19 @@ void export_hf(const std::string& checkpoint_dir, const std::string& out_dir) {
   make_output_dir(out_dir, "--out");
   auto tensors = hf_state_dict(lm.model);
   safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  write_file_atomic(fs::path(out_dir) / "config.json", hf_config(lm.model->cfg).dump(2) + "\n");
-  if (!lm.tokenizer_path.empty())
-    write_file_atomic(fs::path(out_dir) / "tokenizer.model", read_file(lm.tokenizer_path));
+  nlohmann::json config = hf_config(lm.model->cfg);
+  if (!lm.tokenizer_path.empty()) {
+    Tokenizer tok(lm.tokenizer_path);
+    config["bos_token_id"] = tok.eot_id();  // GPT-2's convention: <|endoftext|> starts and ends
+    config["eos_token_id"] = tok.eot_id();
+    if (tok.pad_id() != tok.eot_id()) config["pad_token_id"] = tok.pad_id();
+    for (auto& [name, bytes] : hf_tokenizer_files(tok, lm.model->cfg.block_size))
+      write_file_atomic(fs::path(out_dir) / name, bytes);
+    nlohmann::json gen = {{"bos_token_id", tok.eot_id()}, {"eos_token_id", tok.eot_id()}};
+    if (tok.pad_id() != tok.eot_id()) gen["pad_token_id"] = tok.pad_id();
+    write_file_atomic(fs::path(out_dir) / "generation_config.json", gen.dump(2) + "\n");
+  }
+  write_file_atomic(fs::path(out_dir) / "config.json", config.dump(2) + "\n");
   spdlog::info("export hf: {} ({} tensors) -> {}", checkpoint_dir, tensors.size(), out_dir);
 }
 
@@ -221,12 +232,12 @@ void import_hf(const std::string& in_dir, const std::string& out_dir, const std:
     throw UsageError("--out '" + out_dir + "': exists and is not an empty folder; choose a new one");
   std::string tok = tokenizer;
   if (tok.empty()) {
-    auto own = fs::path(in_dir) / "tokenizer.model";
-    if (!fs::exists(own))
-      throw UsageError(in_dir + ": has no tokenizer.model; pass --tokenizer M (the tokenizer the model was trained with)");
-    tok = own.string();
-  } else if (!fs::is_regular_file(tok)) {
-    throw UsageError(tok + ": tokenizer file not found (--tokenizer)");
+    tok = tokenizer_file_in(in_dir);  // tokenizer.model, tokenizer.json, or vocab.json + merges.txt
+    if (tok.empty())
+      throw UsageError(in_dir + ": has no tokenizer (tokenizer.model, tokenizer.json, or vocab.json + merges.txt); "
+                       "pass --tokenizer T (the tokenizer the model was trained with)");
+  } else if (!fs::exists(tok)) {
+    throw UsageError(tok + ": tokenizer not found (--tokenizer)");
   }
   GPT model = load_hf_dir(in_dir);
   const GPTConfig& g = model->cfg;
@@ -259,7 +270,7 @@ cli::Registrar import_cmd(
     {"import", "hf", "read a Hugging Face GPT-2 folder (config.json + model.safetensors) into a checkpoint",
      {{"in", true, "HF GPT-2 folder"},
       {"out", true, "checkpoint folder to write"},
-      {"tokenizer", true, "tokenizer.model to pair with the weights (when the folder has none)"}},
+      {"tokenizer", true, "tokenizer (tokenizer.model, tokenizer.json or a GPT-2 vocab folder) to pair with the weights, when the folder has none"}},
      false, [](cli::Invocation& inv) {
        auto out = inv.require("out");
        import_hf(inv.require("in"), out, inv.get("tokenizer"));

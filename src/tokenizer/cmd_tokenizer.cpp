@@ -15,11 +15,14 @@
 namespace codex::cli {
 namespace {
 
-const FlagSpec kTokFlag{"tokenizer", true, "tokenizer model (default: <run.dir>/tokenizer.model)"};
+const FlagSpec kTokFlag{"tokenizer", true,
+                        "tokenizer.model, tokenizer.json, or a folder with one (or GPT-2's vocab.json + merges.txt); "
+                        "default: the one in <run.dir>"};
 
 std::string model_path(const Invocation& inv) {
   if (inv.has("tokenizer")) return inv.get("tokenizer");
-  return (fs::path(inv.config().run.dir) / "tokenizer.model").string();
+  std::string in_run = tokenizer_file_in(inv.config().run.dir);
+  return in_run.empty() ? (fs::path(inv.config().run.dir) / kSpmFileName).string() : in_run;
 }
 
 std::string read_stdin() {

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "data/corpus.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/spm.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -73,6 +74,41 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 }  // namespace
 
 Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path) {
+  std::error_code ec;
+  if (model_path.empty()) throw UsageError("no tokenizer given (empty path)");
+  if (fs::is_directory(model_path, ec)) {
+    std::string inner = tokenizer_file_in(model_path);
+    if (inner.empty())
+      throw UsageError("'" + model_path + "': folder has no tokenizer (tokenizer.model, tokenizer.json, or GPT-2's "
+                       "vocab.json + merges.txt)");
+    if (inner != model_path) path_ = inner;
+  }
+  if (BpeModel::looks_like(path_)) init_bpe();
+  else init_spm();
+}
+
+void Tokenizer::init_bpe() {
+  bpe_ = BpeModel::load(path_);
+  int32_t n = bpe_->vocab_size();
+  bytes_.resize(static_cast<size_t>(n));
+  control_.assign(static_cast<size_t>(n), 0);
+  for (int32_t id = 0; id < n; ++id) {
+    bytes_[id] = bpe_->token_bytes(id);
+    control_[id] = bpe_->is_special(id) ? 1 : 0;
+  }
+  for (int b = 0; b < 256; ++b) byte_id_[b] = bpe_->token_id(std::string(1, static_cast<char>(b)));
+  eot_id_ = bpe_->special_id(kEotPiece);
+  if (eot_id_ < 0) throw UsageError("'" + path_ + "': no special token " + std::string(kEotPiece) + " (end of text)");
+  pad_id_ = eot_id_;
+  for (const char* pad : {kPadPiece, "<|padding|>"})
+    if (int32_t id = bpe_->special_id(pad); id >= 0) {
+      pad_id_ = id;
+      break;
+    }
+}
+
+void Tokenizer::init_spm() {
+  const std::string& model_path = path_;
   spm_ = std::make_unique<SpmModel>(model_path);
   auto bad = [&](const std::string& why) {
     return UsageError("'" + model_path + "' is not a codex tokenizer model: " + why);
@@ -151,6 +187,10 @@ void Tokenizer::encode_clean(const std::string& text, std::vector<int32_t>& out)
 }
 
 void Tokenizer::encode_append(const std::string& text, std::vector<int32_t>& out) const {
+  if (bpe_) {
+    bpe_->encode(text.data(), text.size(), out);
+    return;
+  }
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   size_t n = text.size(), clean_start = 0, i = 0;
   while (i < n) {
@@ -167,6 +207,38 @@ void Tokenizer::encode_append(const std::string& text, std::vector<int32_t>& out
     clean_start = i;
   }
   encode_clean(text.substr(clean_start), out);
+}
+
+std::string Tokenizer::file_name() const { return bpe_ ? kBpeFileName : kSpmFileName; }
+
+std::string Tokenizer::file_bytes() const { return bpe_ ? bpe_->tokenizer_json() : read_file(path_); }
+
+std::string tokenizer_file_in(const std::string& dir) {
+  fs::path d(dir);
+  std::error_code ec;
+  if (!fs::is_directory(d, ec)) return "";
+  for (const char* name : {kSpmFileName, kBpeFileName})
+    if (fs::is_regular_file(d / name, ec)) return (d / name).string();
+  if ((fs::is_regular_file(d / "vocab.json", ec) && fs::is_regular_file(d / "merges.txt", ec)) ||
+      (fs::is_regular_file(d / "encoder.json", ec) && fs::is_regular_file(d / "vocab.bpe", ec)))
+    return d.string();
+  return "";
+}
+
+std::pair<std::string, std::string> tokenizer_file(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec) && !BpeModel::looks_like(path)) return {kSpmFileName, read_file(path)};
+  Tokenizer t(path);
+  return {t.file_name(), t.file_bytes()};
+}
+
+std::string copy_tokenizer_into(const std::string& path, const std::string& dir) {
+  auto [name, bytes] = tokenizer_file(path);
+  fs::path dst = fs::path(dir) / name;
+  std::error_code ec;
+  if (!fs::equivalent(path, dst, ec)) write_file_atomic(dst, bytes);
+  fs::remove(fs::path(dir) / (name == kSpmFileName ? kBpeFileName : kSpmFileName), ec);
+  return dst.string();
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {

@@ -10,6 +10,7 @@
 #include "ops/cross_entropy.h"
 #include "train/engine.h"
 #include "train/run.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -98,7 +99,7 @@ json pretrain(const Config& config) {
   if (tc.data.empty()) throw UsageError("train.data: expected a prepared data folder (from `data prepare`)");
   if (!fs::is_directory(tc.data)) throw UsageError("train.data: '" + tc.data + "' is not a folder");
   TokenDataset train_data(tc.data, "train"), val_data(tc.data, "val");
-  const std::string tokenizer_path = (fs::path(tc.data) / "tokenizer.model").string();
+  const std::string tokenizer_path = tokenizer_file_in(tc.data);  // tokenizer.model or tokenizer.json
   GPTConfig gcfg = GPTConfig::from(config.model, train_data.vocab_size());
   if (gcfg.vocab_size < train_data.vocab_size())
     throw UsageError("model.vocab_size (" + std::to_string(gcfg.vocab_size) + ") is smaller than the data's (" +
