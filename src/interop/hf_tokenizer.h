@@ -2,6 +2,7 @@
 // Tokenizer files for a Hugging Face folder (`export hf`).
 //   byte-level BPE:  tokenizer.json (+ GPT-2's vocab.json and merges.txt), tokenizer_config.json
 //   SentencePiece:   tokenizer.model (ours; HF cannot load it) and tokenizer_config.json
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>

@@ -1,12 +1,14 @@
 // Byte-level BPE (GPT-2 / tiktoken r50k_base) against npm's tiktoken.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "helpers.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/bpe_ref.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 using namespace codex;
 namespace fs = std::filesystem;
