@@ -156,7 +156,7 @@ TEST_CASE("tokenizer: training is deterministic, bad models and inputs are usage
   REQUIRE_THROWS_AS(Tokenizer((t / "missing.model").string()), UsageError);
   test::write_text(t / "junk.model", "not a model");
   REQUIRE_THROWS_AS(Tokenizer((t / "junk.model").string()), UsageError);
-  REQUIRE_THROWS_WITH(Tokenizer(t.str()), Catch::Contains("is not a file"));  // a folder (used to abort)
+  REQUIRE_THROWS_WITH(Tokenizer(t.str()), Catch::Contains("has no tokenizer"));  // a folder without one (used to abort)
   REQUIRE_THROWS_AS(Tokenizer(""), UsageError);
 
   Config cfg = load_config("", {});
