@@ -2,7 +2,8 @@
 # Installs missing Debian packages (a no-op when all are present), then configures and builds
 # build/codex-train in Release.   usage: scripts/build.sh [--cuda] [--debug] [--no-tests] [--test-deps]
 # --test-deps also installs what some tests use as an independent reference (Debian's python3-torch:
-# PyTorch goldens, torchrun) and Debian's chromium (the report opened in a real browser).
+# PyTorch goldens, torchrun), Debian's chromium (the report opened in a real browser) and node/npm
+# (the tokenizer tests install tiktoken, gpt-3-encoder and @huggingface/tokenizers from npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ done
 
 PKGS=(cmake ninja-build g++ libtorch-dev libgloo-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev
       catch2 nlohmann-json3-dev zlib1g-dev libpcre2-dev libopenblas0-pthread python3 bubblewrap)
-[ "$TEST_DEPS" = 1 ] && PKGS+=(python3-torch chromium)
+[ "$TEST_DEPS" = 1 ] && PKGS+=(python3-torch chromium nodejs npm)
 if [ "$CUDA" != on ]; then
   missing=()
   for p in "${PKGS[@]}"; do
