@@ -7,10 +7,13 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
+#include <string>
 
 #include "cli/registry.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/memory.h"
 
 int main(int argc, char** argv) {
   // Training frees and re-allocates the same large activation buffers every step. With glibc's
@@ -29,7 +32,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "codex-train: error: %s\n", e.what());
     return 2;
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "codex-train: failed: %s\n", e.what_without_backtrace());
+    // c10's allocators say "DefaultCPUAllocator: can't allocate memory" or "CUDA out of memory".
+    const std::string what = e.what_without_backtrace();
+    if (what.find("alloc") != std::string::npos || what.find("out of memory") != std::string::npos)
+      std::fprintf(stderr, "codex-train: failed: %s\n", codex::out_of_memory_message(what).c_str());
+    else
+      std::fprintf(stderr, "codex-train: failed: %s\n", what.c_str());
+    return 1;
+  } catch (const std::bad_alloc& e) {
+    std::fprintf(stderr, "codex-train: failed: %s\n", codex::out_of_memory_message(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "codex-train: failed: %s\n", e.what());

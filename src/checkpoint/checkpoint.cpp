@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include "util/error.h"
@@ -76,21 +77,29 @@ std::string rng_bytes() {
 
 // Writes `files` plus MANIFEST.json into a hidden sibling folder, then renames it to `final_dir`
 // (replacing an older folder of that name): readers see either nothing or a complete checkpoint.
+// A failure (a full disk) removes the hidden folder, so it does not hold the space, and says why.
 void write_folder(const fs::path& final_dir, const Files& files) {
   const fs::path parent = final_dir.has_parent_path() ? final_dir.parent_path() : fs::path(".");
-  fs::create_directories(parent);
   const fs::path tmp = parent / (".tmp-" + final_dir.filename().string() + "." + std::to_string(::getpid()));
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  json manifest = {{"magic", kCheckpointMagic}, {"format_version", kCheckpointVersion}, {"files", json::object()}};
-  for (auto& [name, bytes] : files) {
-    write_file_atomic(tmp / name, bytes);
-    manifest["files"][name] = {{"bytes", bytes.size()}, {"fnv1a64", hex64(fnv1a64(bytes.data(), bytes.size()))}};
+  try {
+    fs::create_directories(parent);
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    json manifest = {{"magic", kCheckpointMagic}, {"format_version", kCheckpointVersion}, {"files", json::object()}};
+    for (auto& [name, bytes] : files) {
+      write_file_atomic(tmp / name, bytes);
+      manifest["files"][name] = {{"bytes", bytes.size()}, {"fnv1a64", hex64(fnv1a64(bytes.data(), bytes.size()))}};
+    }
+    write_file_atomic(tmp / "MANIFEST.json", manifest.dump(2) + "\n");
+    fsync_dir(tmp);
+    if (fs::exists(final_dir)) fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw RunError("checkpoint " + final_dir.string() + " not written: " + e.what() +
+                   "; the previous checkpoints are intact (fix the cause, then continue with resume=true)");
   }
-  write_file_atomic(tmp / "MANIFEST.json", manifest.dump(2) + "\n");
-  fsync_dir(tmp);
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
   fsync_dir(parent);
 }
 
@@ -135,6 +144,37 @@ c10::impl::GenericDict read_pickled_dict(const fs::path& p) {
   return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
 }
 
+// Keeps the newest `keep` *valid* step folders (`newest`, just written, counts as valid) and
+// deletes older ones. A corrupt folder is moved aside to corrupt-step_... with a warning and never
+// counted, so a good older checkpoint is not deleted in its favour. Each folder is verified once
+// per process (a full read of its files).
+void prune_checkpoints(const fs::path& ckdir, const std::string& newest, int64_t keep) {
+  static std::set<std::string> verified;
+  int64_t kept = 0;
+  for (auto& [s, p] : step_folders(ckdir)) {
+    const bool just_written = p.filename() == newest;
+    if (kept >= keep && !just_written) {
+      fs::remove_all(p);
+      continue;
+    }
+    if (!just_written && !verified.count(p.string())) {
+      try {
+        verify_checkpoint(p.string());
+        verified.insert(p.string());
+      } catch (const std::exception& e) {
+        const fs::path aside = ckdir / ("corrupt-" + p.filename().string());
+        std::error_code ec;
+        fs::remove_all(aside, ec);
+        fs::rename(p, aside, ec);
+        spdlog::warn("checkpoint {} is corrupt ({}); moved aside to {} and not counted in train.keep_checkpoints",
+                     p.string(), e.what(), aside.filename().string());
+        continue;
+      }
+    }
+    ++kept;
+  }
+}
+
 }  // namespace
 
 std::string checkpoint_name(int64_t step) {
@@ -170,16 +210,29 @@ std::string save_training_checkpoint(const std::string& run_dir, int64_t step, c
   write_folder(ckdir / name, files);
   write_file_atomic(ckdir / "latest", name + "\n");
 
-  // Keep the newest train.keep_checkpoints folders; drop leftovers of killed writers.
-  int64_t kept = 0;
-  for (auto& [s, p] : step_folders(ckdir))
-    if (++kept > cfg.train.keep_checkpoints && p.filename() != name) fs::remove_all(p);
-  for (auto& e : fs::directory_iterator(ckdir)) {
+  prune_checkpoints(ckdir, name, cfg.train.keep_checkpoints);
+  for (auto& e : fs::directory_iterator(ckdir)) {  // leftovers of killed writers
     const std::string n = e.path().filename().string();
     if (n.rfind(".tmp-", 0) == 0 && n.find("." + std::to_string(::getpid())) == std::string::npos)
       fs::remove_all(e.path());
   }
   return (ckdir / name).string();
+}
+
+void check_checkpoint_space(const std::string& run_dir, int64_t estimate_bytes) {
+  const fs::path ckdir = fs::path(run_dir) / "checkpoints";
+  int64_t one = estimate_bytes;
+  std::string basis = "an estimated";
+  auto folders = step_folders(ckdir);
+  if (!folders.empty()) {
+    one = tree_bytes(folders.front().second);
+    basis = "the last (" + folders.front().second.filename().string() + ") is";
+  }
+  const int64_t need = 2 * one, avail = free_bytes(ckdir);
+  if (avail < 0 || avail >= need) return;
+  throw UsageError("not enough free disk space for checkpoints in '" + ckdir.string() + "': " + basis + " " +
+                   human_bytes(one) + " per checkpoint, so " + human_bytes(need) + " are needed and " +
+                   human_bytes(avail) + " are free; free space or choose a run.dir on another disk");
 }
 
 void verify_checkpoint(const std::string& dir) {

@@ -61,7 +61,9 @@ struct ModuleRef {
 };
 
 // Saves a full training checkpoint of `step` under <run_dir>/checkpoints/, points `latest` at it
-// and deletes all but the newest `keep` complete ones. `state` is merged into state.json (the
+// and deletes all but the newest train.keep_checkpoints *valid* ones (a corrupt one is moved
+// aside to corrupt-step_..., never counted). A failed write (a full disk) leaves no temporary
+// folder and says why (RunError). `state` is merged into state.json (the
 // trainer's data position and extras). The first module must be "model".
 std::string save_training_checkpoint(const std::string& run_dir, int64_t step, const std::vector<ModuleRef>& modules,
                                      const Config& cfg, const std::string& tokenizer_path,
@@ -69,6 +71,12 @@ std::string save_training_checkpoint(const std::string& run_dir, int64_t step, c
 std::string save_training_checkpoint(const std::string& run_dir, int64_t step, GPT& model,
                                      torch::optim::Optimizer* opt, const Config& cfg,
                                      const std::string& tokenizer_path, const nlohmann::json& state);
+
+// Pre-flight before training: the disk holding <run_dir>/checkpoints must have room for two
+// checkpoints (a new one is complete before the oldest is pruned): twice the size of the newest
+// existing one, else twice `estimate_bytes` (weights + optimizer state of a fresh run). A
+// UsageError giving both figures when it does not.
+void check_checkpoint_space(const std::string& run_dir, int64_t estimate_bytes);
 
 // Throws std::runtime_error saying what is wrong when `dir` is not a complete, intact checkpoint.
 void verify_checkpoint(const std::string& dir);

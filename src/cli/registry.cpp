@@ -1,5 +1,7 @@
 #include "cli/registry.h"
 
+#include <torch/torch.h>
+#include <torch/version.h>
 #include <yaml-cpp/yaml.h>
 
 #include <iostream>
@@ -7,6 +9,10 @@
 
 #include "util/error.h"
 #include "util/log.h"
+
+namespace codex {
+const char* build_version();  // generated at build time (cmake/version.cmake)
+}
 
 namespace codex::cli {
 namespace {
@@ -18,6 +24,31 @@ std::vector<CommandSpec>& registry() {
 
 const char* kProgram = "codex-train";
 
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+void print_version(std::ostream& os) {
+  os << kProgram << " " << build_version() << "\n"
+     << "LibTorch " << TORCH_VERSION << "\n";
+  const bool cuda = torch::cuda::is_available();
+  os << "CUDA: " << (cuda ? "available, " + std::to_string(torch::cuda::device_count()) + " device(s)" : std::string("not available"))
+     << "\n";
+#ifdef CODEX_WITH_NCCL
+  os << "NCCL: built in\n";
+#else
+  os << "NCCL: not built in (dist.backend=gloo only)\n";
+#endif
+}
+
 void print_top_help(std::ostream& os) {
   os << "usage: " << kProgram << " <command> [subcommand] [--config FILE.yaml] [key=value ...] [--flags]\n\n"
      << "commands:\n";
@@ -28,7 +59,8 @@ void print_top_help(std::ostream& os) {
     std::string name = c.sub.empty() ? c.name : c.name + " " + c.sub;
     os << "  " << name << std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') << c.summary << "\n";
   }
-  os << "\nRun '" << kProgram << " <command> --help' for a command's flags.\n"
+  os << "\nRun '" << kProgram << " <command> --help' (or 'help <command>') for a command's flags and config keys;\n"
+     << "'" << kProgram << " config keys [prefix]' lists every key; '" << kProgram << " --version' the build.\n"
      << "Exit status: 0 success, 2 bad usage / config / input, 1 failure while running.\n";
 }
 
@@ -46,11 +78,49 @@ void print_command_help(std::ostream& os, const CommandSpec& c) {
     os << "\n";
   }
   os << "  --help               this help\n";
+  const auto keys = command_keys(c);
+  if (keys.empty()) return;
+  os << "\nconfig keys it reads (key=value arguments, or in the --config file):\n" << format_keys(keys, "  ");
 }
 
 }  // namespace
 
 Registrar::Registrar(CommandSpec spec) { registry().push_back(std::move(spec)); }
+
+std::vector<KeyInfo> command_keys(const CommandSpec& c) {
+  std::vector<KeyInfo> out;
+  for (auto& k : config_key_info()) {
+    bool read = false;
+    for (auto& p : c.keys) read = read || key_matches_prefix(k.key, p);
+    for (auto& f : c.flags) read = read || f.config_key == k.key;
+    if (read) out.push_back(k);
+  }
+  return out;
+}
+
+std::string format_keys(const std::vector<KeyInfo>& keys, const std::string& indent) {
+  size_t w = 0;
+  for (auto& k : keys) w = std::max(w, k.key.size());
+  std::string out;
+  for (auto& k : keys) {
+    std::string line = indent + k.key + std::string(w - k.key.size() + 2, ' ') + k.type + " = " + k.default_value;
+    if (!k.range.empty()) line += "  " + k.range;
+    if (!k.help.empty()) line += "  -- " + k.help;
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string closest_name(const std::string& word, const std::vector<std::string>& names) {
+  std::string best;
+  size_t bd = SIZE_MAX;
+  for (auto& n : names) {
+    size_t d = edit_distance(word, n);
+    if (word.size() >= 3 && n.rfind(word, 0) == 0) d = std::min<size_t>(d, 1);  // a prefix: "tok" -> "tokenizer"
+    if (d < bd) bd = d, best = n;
+  }
+  return bd <= std::max<size_t>(2, word.size() / 3) ? best : std::string();
+}
 
 const std::vector<CommandSpec>& commands() { return registry(); }
 
@@ -119,6 +189,15 @@ std::vector<std::string> Invocation::all(const std::string& flag) const {
 
 int dispatch(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "--version" || args[0] == "version")) {
+    print_version(std::cout);
+    return 0;
+  }
+  // `help <command> [sub]` is `<command> [sub] --help`.
+  if (args.size() >= 2 && args[0] == "help") {
+    args.erase(args.begin());
+    args.push_back("--help");
+  }
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_top_help(args.empty() ? std::cerr : std::cout);
     return args.empty() ? 2 : 0;
@@ -127,7 +206,13 @@ int dispatch(int argc, char** argv) {
   std::vector<const CommandSpec*> matches;
   for (auto& c : registry())
     if (c.name == name) matches.push_back(&c);
-  if (matches.empty()) throw UsageError("unknown command '" + name + "' (see '" + std::string(kProgram) + " --help')");
+  if (matches.empty()) {
+    std::vector<std::string> names;
+    for (auto& c : registry()) names.push_back(c.name);
+    const std::string near = closest_name(name, names);
+    throw UsageError("unknown command '" + name + "' (" + (near.empty() ? "" : "did you mean '" + near + "'? ") + "see '" +
+                     std::string(kProgram) + " --help')");
+  }
 
   size_t i = 1;
   const CommandSpec* spec = nullptr;
@@ -145,8 +230,11 @@ int dispatch(int argc, char** argv) {
       if (c->sub == args[i]) spec = c;
     if (!spec) {
       std::string subs;
-      for (auto* c : matches) subs += (subs.empty() ? "" : ", ") + c->sub;
-      throw UsageError("unknown subcommand '" + name + " " + args[i] + "' (expected one of: " + subs + ")");
+      std::vector<std::string> names;
+      for (auto* c : matches) subs += (subs.empty() ? "" : ", ") + c->sub, names.push_back(c->sub);
+      const std::string near = closest_name(args[i], names);
+      throw UsageError("unknown subcommand '" + name + " " + args[i] + "' (" +
+                       (near.empty() ? "" : "did you mean '" + name + " " + near + "'? ") + "expected one of: " + subs + ")");
     }
     ++i;
   }

@@ -18,6 +18,9 @@ struct FlagSpec {
   bool repeatable = false;
 };
 
+// --force: replace a complete output (data, tokenizer, export, results); = overwrite=true.
+inline const FlagSpec kForceFlag{"force", false, "replace a complete output that is already there", "overwrite"};
+
 struct Invocation;
 
 struct CommandSpec {
@@ -27,7 +30,17 @@ struct CommandSpec {
   std::vector<FlagSpec> flags;
   bool takes_positional = false;
   std::function<int(Invocation&)> run;
+  // Config keys the command reads, as prefixes ("train." = every train.* key, "resume" = that
+  // key); `--help` lists them (with the keys its flags set) from the config registry.
+  std::vector<std::string> keys;
 };
+
+// The config keys a command reads (its `keys` prefixes + its flags' keys), in registry order.
+std::vector<KeyInfo> command_keys(const CommandSpec& c);
+// "  key  type = default  range  description" lines, keys padded to one width.
+std::string format_keys(const std::vector<KeyInfo>& keys, const std::string& indent);
+// The name closest to `word` among `names` within a small edit distance, or "".
+std::string closest_name(const std::string& word, const std::vector<std::string>& names);
 
 struct Invocation {
   const CommandSpec* spec = nullptr;

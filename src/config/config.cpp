@@ -28,6 +28,7 @@ struct Field {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// Every key registered here also needs a one-line description in key_docs.cpp (a test checks).
 std::vector<Field> fields(Config& c) {
   return {
       {"run.dir", &c.run.dir},
@@ -167,6 +168,7 @@ std::vector<Field> fields(Config& c) {
       {"problems.timeout", &c.problems.timeout, 0.1, 3600},
       {"problems.trace_timeout", &c.problems.trace_timeout, 1, 86400},
       {"resume", &c.resume},
+      {"overwrite", &c.overwrite},
   };
 }
 
@@ -464,6 +466,61 @@ std::vector<std::string> config_keys() {
   Config c;
   std::vector<std::string> out;
   for (auto& f : fields(c)) out.push_back(f.key);
+  return out;
+}
+
+bool key_matches_prefix(const std::string& key, const std::string& prefix) {
+  if (prefix.empty()) return true;
+  if (key == prefix) return true;
+  const std::string p = prefix.back() == '.' ? prefix : prefix + ".";
+  return key.rfind(p, 0) == 0;
+}
+
+std::vector<KeyInfo> config_key_info() {
+  Config c;
+  const auto& docs = config_key_docs();
+  std::vector<KeyInfo> out;
+  static const char* kTypes[] = {"integer", "number", "bool", "string", "list of strings", "list of integers"};
+  for (auto& f : fields(c)) {
+    KeyInfo k;
+    k.key = f.key;
+    k.type = kTypes[f.ptr.index()];
+    std::visit(
+        [&](auto* p) {
+          using T = std::decay_t<decltype(*p)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            std::string s;
+            for (auto& e : *p) s += (s.empty() ? "" : ", ") + YAML::Dump(YAML::Node(e));
+            k.default_value = "[" + s + "]";
+          } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+            std::string s;
+            for (auto e : *p) s += (s.empty() ? "" : ", ") + std::to_string(e);
+            k.default_value = "[" + s + "]";
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            k.default_value = p->empty() ? "\"\"" : *p;
+          } else if constexpr (std::is_same_v<T, double>) {
+            k.default_value = fmt::format("{}", *p);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            k.default_value = *p ? "true" : "false";
+          } else {
+            k.default_value = std::to_string(*p);
+          }
+        },
+        f.ptr);
+    if (!f.choices.empty()) {
+      for (auto& ch : f.choices) k.range += (k.range.empty() ? "" : " | ") + (ch.empty() ? std::string("\"\"") : ch);
+    } else if (std::isfinite(f.lo) || std::isfinite(f.hi)) {
+      auto num = [&](double v) {
+        if (!std::isfinite(v)) return std::string(v < 0 ? "-inf" : "inf");
+        if (f.ptr.index() == 0 && std::abs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
+        return fmt::format("{}", v);
+      };
+      k.range = "[" + num(f.lo) + ", " + num(f.hi) + "]";
+    }
+    auto it = docs.find(f.key);
+    k.help = it == docs.end() ? std::string() : it->second;
+    out.push_back(std::move(k));
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 // (key, type, range, help); YAML files and dotted `key=value` overrides are checked against that
 // registry, so a typo is an error naming the nearest valid key.
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -219,6 +220,7 @@ struct Config {
   PipelineConfig pipeline;
   ProblemsConfig problems;
   bool resume = false;
+  bool overwrite = false;  // replace complete outputs (data, tokenizer, exports, results): --force
 
   std::set<std::string> explicitly_set;  // keys given by a file or an override
   std::string source;                    // the file it was loaded from, if any
@@ -232,6 +234,20 @@ Config load_config(const std::string& file, const std::vector<std::string>& over
 std::string config_to_yaml(const Config& cfg);
 // Every registered dotted key, in declaration order.
 std::vector<std::string> config_keys();
+
+// What `--help` and `config keys` show for a key: all but `help` come from the registry itself.
+struct KeyInfo {
+  std::string key;
+  std::string type;           // integer | number | bool | string | list of strings | list of integers
+  std::string default_value;  // the default, as YAML (`""` for an empty string)
+  std::string range;          // "[1, 256]", "auto | cpu | cuda", or "" (anything of the type)
+  std::string help;           // one line (config/key_docs.cpp)
+};
+std::vector<KeyInfo> config_key_info();
+// Keys equal to a prefix, or under it ("train." or "train" -> train.*; "resume" -> resume).
+bool key_matches_prefix(const std::string& key, const std::string& prefix);
+// The one-line descriptions, by key (config/key_docs.cpp).
+const std::map<std::string, std::string>& config_key_docs();
 // Applies one override to an existing config (used by commands that map flags to keys).
 void apply_override(Config& cfg, const std::string& assignment);
 // Sets one key from a YAML node; `origin` prefixes error messages.

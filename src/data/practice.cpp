@@ -194,7 +194,7 @@ int run_practice(cli::Invocation& inv) {
   const std::string out = inv.require("out");
   const fs::path dir(out);
   if (fs::exists(dir) && !fs::is_directory(dir)) throw UsageError("--out '" + out + "' is a file");
-  if (fs::exists(dir / "train.jsonl") && !inv.has("force"))
+  if (fs::exists(dir / "train.jsonl") && !inv.config().overwrite)
     throw UsageError("--out '" + out + "' already holds a practice set (train.jsonl); pass --force to replace it");
   PracticeSet ps = make_practice_set(static_cast<uint64_t>(inv.get_int("seed", 0)));
   make_output_dir(dir, "--out");
@@ -211,8 +211,8 @@ int run_practice(cli::Invocation& inv) {
 
 cli::Registrar reg({"data", "practice", "generated practice problems (train + held-out) where small models can move",
                     {{"out", true, "output folder"}, {"seed", true, "seed (default 0)"},
-                     {"force", false, "replace an existing practice set"}},
-                    false, run_practice});
+                     cli::kForceFlag},
+                    false, run_practice, {"overwrite"}});
 
 }  // namespace
 }  // namespace codex

@@ -59,15 +59,6 @@ struct SplitWriter {
   }
 };
 
-void clear_old_outputs(const fs::path& dir) {
-  std::error_code ec;
-  for (auto& e : fs::directory_iterator(dir, ec)) {
-    std::string n = e.path().filename().string();
-    if ((n.rfind("train_", 0) == 0 || n.rfind("val_", 0) == 0) && ends_with(n, ".bin")) fs::remove(e.path(), ec);
-  }
-  fs::remove(dir / "stats.json", ec);
-}
-
 }  // namespace
 
 bool is_val_document(const std::string& text, double val_fraction) { return split_key(text) < val_fraction; }
@@ -89,9 +80,12 @@ nlohmann::json prepare_data(const Config& cfg) {
   }
   int64_t disk_total = corpus_disk_bytes(dc.input);  // also checks that every input exists
 
-  fs::path out = fs::path(cfg.run.dir) / "data";
-  make_output_dir(out, "run.dir");
-  clear_old_outputs(out);
+  // Built aside and renamed into place when complete: a failure or Ctrl-C leaves the previous
+  // complete data folder as it was.
+  const fs::path final_out = fs::path(cfg.run.dir) / "data";
+  check_overwrite(final_out, "data prepare: data folder", cfg.overwrite);
+  StagedOutput stage(final_out, StagedOutput::Kind::kDir);
+  const fs::path out = stage.path();
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   int threads = static_cast<int>(cfg.run.threads > 0 ? cfg.run.threads : std::min<unsigned>(hw, 8));
 
@@ -189,18 +183,17 @@ nlohmann::json prepare_data(const Config& cfg) {
   if (files_in == 0)
     throw UsageError("data prepare: no input files in data.input (directories are searched for *.py; "
                      "JSONL needs a .jsonl or .jsonl.gz name)");
-  if (files_kept == 0) {
-    write_file_atomic(out / "stats.json", stats.dump(2) + "\n");
+  if (files_kept == 0)
     throw UsageError("data prepare: all " + std::to_string(files_in) + " input files were dropped (" + why() +
-                     "); see " + (out / "stats.json").string());
-  }
+                     "); nothing written");
   train.finish();
   val.finish();
   stats["shards"] = {{"train", train.shards}, {"val", val.shards}};
   copy_tokenizer_into(tok_path, out.string());
   write_file_atomic(out / "stats.json", stats.dump(2) + "\n");
+  stage.commit();
   spdlog::info("data prepare: kept {}/{} files ({} bytes) -> {} train + {} val tokens in {} (dropped: {})", files_kept,
-               files_in, bytes_kept, train.tokens, val.tokens, out.string(), why().empty() ? "none" : why());
+               files_in, bytes_kept, train.tokens, val.tokens, final_out.string(), why().empty() ? "none" : why());
   // The split is by document: a small corpus can put one short file (or none) in val.
   if (val.tokens < 1025)
     spdlog::warn("data prepare: the val split has only {} tokens; `pretrain` needs block_size + 1 of them for "
@@ -215,12 +208,15 @@ namespace {
 Registrar prepare_cmd({"data", "prepare",
                        "corpus -> filtered, deduplicated, tokenized shards in <run.dir>/data + stats.json",
                        {{"input", true, "corpus path (dir, .py, .jsonl[.gz])", "data.input", true},
-                        {"tokenizer", true, "tokenizer model", "data.tokenizer"}},
-                       false, [](Invocation& inv) {
+                        {"tokenizer", true, "tokenizer model", "data.tokenizer"},
+                        kForceFlag},
+                       false,
+                       [](Invocation& inv) {
                          auto stats = prepare_data(inv.config());
                          std::cout << stats.dump() << std::endl;
                          return 0;
-                       }});
+                       },
+                       {"run.dir", "run.threads", "data.", "overwrite"}});
 
 }  // namespace
 }  // namespace cli

@@ -81,6 +81,10 @@ EvalReport evaluate(const std::vector<Problem>& problems, const std::vector<Samp
   }
   rep.problems_evaluated = static_cast<int64_t>(per_problem.size());
   rep.pass_at_k = mean_pass_at_k(per_problem, ks);
+  for (int64_t k : ks)
+    if (!rep.pass_at_k.count(k) && std::find(rep.skipped_k.begin(), rep.skipped_k.end(), k) == rep.skipped_k.end())
+      rep.skipped_k.push_back(k);
+  for (auto& [n, c] : per_problem) rep.min_samples = rep.min_samples < 0 ? n : std::min(rep.min_samples, n);
   return rep;
 }
 
@@ -98,10 +102,19 @@ void write_results(const std::string& path, const std::vector<Sample>& samples,
   write_file_atomic(path, out);
 }
 
-std::string pass_at_k_json(const std::map<int64_t, double>& pass_at_k) {
+std::string pass_at_k_json(const std::map<int64_t, double>& pass_at_k, const std::vector<int64_t>& skipped_k) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   for (auto& [k, v] : pass_at_k) j["pass@" + std::to_string(k)] = v;
+  if (!skipped_k.empty()) j["skipped_k"] = skipped_k;
   return j.dump();
+}
+
+void warn_skipped_k(const EvalReport& rep) {
+  if (rep.skipped_k.empty()) return;
+  std::string ks;
+  for (int64_t k : rep.skipped_k) ks += (ks.empty() ? "" : ",") + std::to_string(k);
+  spdlog::warn("eval: pass@k skipped for k={}: a problem has only {} sample(s) (pass@k needs at least k per problem)",
+               ks, rep.min_samples < 0 ? 0 : rep.min_samples);
 }
 
 }  // namespace codex::eval

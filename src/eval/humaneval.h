@@ -36,6 +36,8 @@ std::string check_program(const Problem& p, const std::string& completion);
 struct EvalReport {
   std::vector<ProgramResult> results;  // one per sample, in sample order
   std::map<int64_t, double> pass_at_k; // only k <= n of every problem that has samples
+  std::vector<int64_t> skipped_k;      // requested k larger than some problem's sample count
+  int64_t min_samples = -1;            // fewest samples of a problem that has any
   int64_t problems_evaluated = 0;      // problems with at least one sample
   int64_t problems_without_samples = 0;
 };
@@ -50,7 +52,10 @@ void write_results(const std::string& path, const std::vector<Sample>& samples,
 // Sandbox options from the eval.* config keys (eval.sandbox, eval.timeout, eval.workers).
 SandboxOptions sandbox_options(const Config& cfg);
 
-// {"pass@1": x, ...} as one JSON line (no newline).
-std::string pass_at_k_json(const std::map<int64_t, double>& pass_at_k);
+// {"pass@1": x, ...} as one JSON line (no newline); with "skipped_k": [k, ...] appended when a
+// requested k could not be computed.
+std::string pass_at_k_json(const std::map<int64_t, double>& pass_at_k, const std::vector<int64_t>& skipped_k = {});
+// One stderr warning naming the skipped k and the fewest samples any problem has (none when empty).
+void warn_skipped_k(const EvalReport& rep);
 
 }  // namespace codex::eval

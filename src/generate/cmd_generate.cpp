@@ -48,6 +48,9 @@ int run_generate(Invocation& inv) {
   for (auto& p : inv.all("prompt")) prompts.push_back(p);
   for (auto& f : inv.all("prompt-file")) prompts.push_back(read_file(f));
   if (prompts.empty()) throw UsageError("generate: --prompt TEXT (or --prompt-file FILE) is required");
+  const std::string format = inv.get("format", "json");
+  if (format != "json" && format != "text")
+    throw UsageError("generate: --format: '" + format + "' is not one of: json, text");
   const std::string dir = inv.require("checkpoint");
   configure_threads(cfg.run.threads);
 
@@ -63,6 +66,15 @@ int run_generate(Invocation& inv) {
   size_t ntok = 0;
   for (auto& s : samples) {
     ntok += s.tokens.size();
+    if (format == "text") {
+      // For a person: a header per sample, then the prompt and its completion as they read.
+      std::cout << "=== prompt " << s.prompt_index + 1 << ", sample " << s.sample_index + 1 << " ("
+                << s.tokens.size() << " tokens, " << s.finish_reason << ", mean log-prob "
+                << fmt::format("{:.3f}", s.mean_logprob()) << ") ===\n"
+                << prompts[static_cast<size_t>(s.prompt_index)] << s.text;
+      if (s.text.empty() || s.text.back() != '\n') std::cout << "\n";
+      continue;
+    }
     // byte-level samples may cut a UTF-8 sequence: replace rather than fail
     std::cout << sample_json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
@@ -85,8 +97,9 @@ Registrar generate_cmd({"generate", "", "sample completions from a checkpoint (o
                          {"disallowed", true, "string never emitted", "generate.disallowed", true},
                          {"batch-size", true, "rows decoded together", "generate.batch_size"},
                          {"seed", true, "sample i uses seed + i", "run.seed"},
-                         {"no-kv-cache", false, "recompute the whole sequence at every step"}},
-                        false, run_generate});
+                         {"no-kv-cache", false, "recompute the whole sequence at every step"},
+                         {"format", true, "json (one line per sample, for scripts; default) or text (for a person)"}},
+                        false, run_generate, {"run.seed", "run.threads", "run.device", "generate."}});
 
 // ---------------------------------------------------------------- bench generate
 
@@ -166,7 +179,7 @@ Registrar bench_cmd({"bench", "generate", "tokens/s with vs without the KV cache
                      {{"prompt-tokens", true, "prompt length (default 64)"},
                       {"new-tokens", true, "tokens decoded (default 256)"},
                       {"batch", true, "sequences decoded together (default 1)"}},
-                     false, run_bench});
+                     false, run_bench, {"run.seed", "run.threads", "run.device", "model.", "tokenizer.vocab_size", "generate."}});
 
 }  // namespace
 }  // namespace codex::cli

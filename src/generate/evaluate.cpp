@@ -89,7 +89,8 @@ json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval:
     summary += j.dump() + "\n";
   }
   write_file_atomic(out / (spec.tag + "_summary.jsonl"), summary);
-  json result = json::parse(eval::pass_at_k_json(rep.pass_at_k));
+  eval::warn_skipped_k(rep);
+  json result = json::parse(eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k));
   if (spec.rerank != "none") result["rerank@1"] = problems.empty() ? 0.0 : picked_pass / problems.size();
   // Sampling noise of pass@1: 1.96 x the standard error of the mean of the per-problem rates.
   if (rate.size() > 1) {

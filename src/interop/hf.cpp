@@ -204,11 +204,14 @@ GPT load_hf_dir(const std::string& dir) {
   return model;
 }
 
-void export_hf(const std::string& checkpoint_dir, const std::string& out_dir) {
+void export_hf(const std::string& checkpoint_dir, const std::string& out_dir, bool force) {
+  check_overwrite(out_dir, "export hf: --out", force);
   auto lm = load_model(checkpoint_dir, torch::kCPU);
-  make_output_dir(out_dir, "--out");
+  // Written aside and renamed into place whole: an interrupted export leaves the old one.
+  StagedOutput stage(out_dir, StagedOutput::Kind::kDir);
+  const fs::path tmp = stage.path();
   auto tensors = hf_state_dict(lm.model);
-  safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  safetensors::save((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
   nlohmann::json config = hf_config(lm.model->cfg);
   if (!lm.tokenizer_path.empty()) {
     Tokenizer tok(lm.tokenizer_path);
@@ -216,20 +219,22 @@ void export_hf(const std::string& checkpoint_dir, const std::string& out_dir) {
     config["eos_token_id"] = tok.eot_id();
     if (tok.pad_id() != tok.eot_id()) config["pad_token_id"] = tok.pad_id();
     for (auto& [name, bytes] : hf_tokenizer_files(tok, lm.model->cfg.block_size))
-      write_file_atomic(fs::path(out_dir) / name, bytes);
+      write_file_atomic(tmp / name, bytes);
     nlohmann::json gen = {{"bos_token_id", tok.eot_id()}, {"eos_token_id", tok.eot_id()}};
     if (tok.pad_id() != tok.eot_id()) gen["pad_token_id"] = tok.pad_id();
-    write_file_atomic(fs::path(out_dir) / "generation_config.json", gen.dump(2) + "\n");
+    write_file_atomic(tmp / "generation_config.json", gen.dump(2) + "\n");
   }
-  write_file_atomic(fs::path(out_dir) / "config.json", config.dump(2) + "\n");
+  write_file_atomic(tmp / "config.json", config.dump(2) + "\n");
+  stage.commit();
   spdlog::info("export hf: {} ({} tensors) -> {}", checkpoint_dir, tensors.size(), out_dir);
 }
 
-void import_hf(const std::string& in_dir, const std::string& out_dir, const std::string& tokenizer) {
+void import_hf(const std::string& in_dir, const std::string& out_dir, const std::string& tokenizer, bool force) {
   if (!fs::is_directory(in_dir)) throw UsageError(in_dir + ": not a folder (expected config.json + model.safetensors)");
-  // The checkpoint folder is written whole (replacing what is there): never over other files.
-  if (fs::exists(out_dir) && !(fs::is_directory(out_dir) && fs::is_empty(out_dir)))
-    throw UsageError("--out '" + out_dir + "': exists and is not an empty folder; choose a new one");
+  // The checkpoint folder is written aside and renamed into place whole.
+  check_overwrite(out_dir, "import hf: --out", force);
+  if (fs::exists(out_dir) && !fs::is_directory(out_dir))
+    throw UsageError("import hf: --out '" + out_dir + "': exists and is not a folder");
   std::string tok = tokenizer;
   if (tok.empty()) {
     tok = tokenizer_file_in(in_dir);  // tokenizer.model, tokenizer.json, or vocab.json + merges.txt
@@ -258,25 +263,31 @@ namespace {
 
 cli::Registrar export_cmd(
     {"export", "hf", "write a checkpoint as a Hugging Face GPT-2 folder (config.json + model.safetensors)",
-     {{"checkpoint", true, "checkpoint folder, run dir (its newest checkpoint) or checkpoints/latest"}, {"out", true, "output folder"}}, false,
+     {{"checkpoint", true, "checkpoint folder, run dir (its newest checkpoint) or checkpoints/latest"},
+      {"out", true, "output folder"},
+      cli::kForceFlag},
+     false,
      [](cli::Invocation& inv) {
        auto out = inv.require("out");
-       export_hf(inv.require("checkpoint"), out);
+       export_hf(inv.require("checkpoint"), out, inv.config().overwrite);
        std::cout << nlohmann::json{{"out", out}}.dump() << "\n";
        return 0;
-     }});
+     },
+     {"overwrite"}});
 
 cli::Registrar import_cmd(
     {"import", "hf", "read a Hugging Face GPT-2 folder (config.json + model.safetensors) into a checkpoint",
      {{"in", true, "HF GPT-2 folder"},
       {"out", true, "checkpoint folder to write"},
-      {"tokenizer", true, "tokenizer (tokenizer.model, tokenizer.json or a GPT-2 vocab folder) to pair with the weights, when the folder has none"}},
+      {"tokenizer", true, "tokenizer (tokenizer.model, tokenizer.json or a GPT-2 vocab folder) to pair with the weights, when the folder has none"},
+      cli::kForceFlag},
      false, [](cli::Invocation& inv) {
        auto out = inv.require("out");
-       import_hf(inv.require("in"), out, inv.get("tokenizer"));
+       import_hf(inv.require("in"), out, inv.get("tokenizer"), inv.config().overwrite);
        std::cout << nlohmann::json{{"out", out}}.dump() << "\n";
        return 0;
-     }});
+     },
+     {"overwrite"}});
 
 }  // namespace
 }  // namespace codex::interop

@@ -41,9 +41,10 @@ GPT load_hf_dir(const std::string& dir);
 
 // DIR: a checkpoint folder (what load_model accepts); writes config.json, model.safetensors and
 // tokenizer.model into out_dir.
-void export_hf(const std::string& checkpoint_dir, const std::string& out_dir);
+void export_hf(const std::string& checkpoint_dir, const std::string& out_dir, bool force = false);
 // Reads an HF folder into a checkpoint at out_dir. `tokenizer`: a tokenizer.model to use when
 // in_dir has none (required then).
-void import_hf(const std::string& in_dir, const std::string& out_dir, const std::string& tokenizer);
+void import_hf(const std::string& in_dir, const std::string& out_dir, const std::string& tokenizer,
+               bool force = false);
 
 }  // namespace codex::interop

@@ -348,7 +348,11 @@ class Pipeline {
       Tokenizer tok((dir / "tokenizer.model").string());
       return {{"vocab_size", tok.vocab_size()}};
     }
-    if (st == "data") return prepare_data(c);
+    if (st == "data") {
+      Config redo = c;
+      redo.overwrite = true;  // a stage without DONE is incomplete: its data folder is redone
+      return prepare_data(redo);
+    }
     if (st == "pretrain") return pretrain(c);
     if (st == "problems") return problems_stage(c, dir);
     if (st == "sft") {
@@ -576,7 +580,7 @@ cli::Registrar reg({"pipeline", "",
                      {"demos", true, "demonstrations JSONL {prompt, completion|response}"},
                      {"prefs", true, "preferences JSONL {prompt, chosen, rejected}"},
                      {"output-dir", true, "where every stage writes (rerun to resume)"}},
-                    false, run_pipeline_cmd});
+                    false, run_pipeline_cmd, {""}});
 
 }  // namespace
 

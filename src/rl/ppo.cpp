@@ -440,7 +440,7 @@ int run_ppo(cli::Invocation& inv) {
 }
 
 cli::Registrar reg({"ppo", "", "RLHF: PPO (or GRPO / RLOO) from M1 against a reward model and/or unit tests -> M2", {},
-                    false, run_ppo});
+                    false, run_ppo, {"run.", "train.", "optim.", "dist.", "ppo.", "generate.", "eval.", "resume"}});
 
 }  // namespace
 }  // namespace codex

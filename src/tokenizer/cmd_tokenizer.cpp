@@ -33,6 +33,9 @@ std::string read_stdin() {
 int run_train(Invocation& inv) {
   Config cfg = inv.config();
   std::string out = (fs::path(cfg.run.dir) / "tokenizer.model").string();
+  // A run's data and checkpoints were made with the tokenizer that is there: replacing it is
+  // explicit.
+  check_overwrite(out, "tokenizer train: tokenizer", cfg.overwrite);
   train_tokenizer(cfg, out);
   Tokenizer tok(out);
   nlohmann::json j = {{"tokenizer", out}, {"vocab_size", tok.vocab_size()}, {"whitespace_runs", cfg.tokenizer.whitespace_runs},
@@ -120,15 +123,16 @@ int run_stats(Invocation& inv) {
 Registrar train_cmd({"tokenizer", "train",
                      "train the BPE tokenizer -> <run.dir>/tokenizer.model (tokenizer.whitespace_runs=false: plain baseline)",
                      {{"input", true, "corpus path (dir, .py, .jsonl[.gz])", "tokenizer.input", true},
-                      {"vocab-size", true, "vocabulary size", "tokenizer.vocab_size"}},
-                     false, run_train});
+                      {"vocab-size", true, "vocabulary size", "tokenizer.vocab_size"},
+                      kForceFlag},
+                     false, run_train, {"run.dir", "run.threads", "run.seed", "tokenizer.", "data.input", "overwrite"}});
 Registrar encode_cmd({"tokenizer", "encode", "stdin text -> token ids on one line, space separated", {kTokFlag}, false,
-                      run_encode});
-Registrar decode_cmd({"tokenizer", "decode", "stdin token ids -> text", {kTokFlag}, false, run_decode});
+                      run_encode, {"run.dir"}});
+Registrar decode_cmd({"tokenizer", "decode", "stdin token ids -> text", {kTokFlag}, false, run_decode, {"run.dir"}});
 Registrar stats_cmd({"tokenizer", "stats",
                      "token counts and a round-trip check over files: one JSON line",
                      {kTokFlag, {"input", true, "file or directory (recursive *.py); more may follow", "", true}},
-                     true, run_stats});
+                     true, run_stats, {"run.dir"}});
 
 }  // namespace
 }  // namespace codex::cli

@@ -70,7 +70,8 @@ int run_bench_train(cli::Invocation& inv) {
 
 cli::Registrar reg({"bench", "train", "training speed on synthetic tokens (one JSON line)",
                     {{"steps", true, "timed steps (default 20)"}, {"warmup", true, "untimed steps first (default 3)"}},
-                    false, run_bench_train});
+                    false, run_bench_train,
+                    {"run.seed", "run.threads", "run.device", "model.", "tokenizer.vocab_size", "train.", "optim."}});
 
 }  // namespace
 }  // namespace codex

@@ -13,6 +13,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/memory.h"
 #include "util/log.h"
 
 namespace codex {
@@ -115,6 +116,16 @@ json pretrain(const Config& config) {
   const Fingerprint fp = {{"data", train_data.checksum()}, {"tokenizer", content_checksum(tokenizer_path)}};
   json resume_state;
   if (run.resume_from()) resume_state = run.check_resume(fp);
+  // Refused now, in one line, rather than inside the allocator or at the first checkpoint after
+  // minutes: memory (CPU: the machine's or cgroup's, shared by this host's ranks) and disk room
+  // for two checkpoints (a new one is complete before the oldest goes).
+  const GptShape shape{gcfg.n_layer, gcfg.n_head, gcfg.n_embd, gcfg.block_size, gcfg.vocab_size};
+  if (run.device().is_cpu()) {
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    const int64_t world = run.dist().world_size(), ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    check_training_memory(shape, (tc.batch_size + world - 1) / world, tc.fused_loss, ranks_here, host_memory_limit());
+  }
+  check_checkpoint_space(cfg.run.dir, 12 * gpt_param_count(shape));  // fp32 weights + AdamW moments (every rank: none waits alone)
 
   // -- model: resume > init_from > fresh --
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
@@ -186,7 +197,8 @@ int run_pretrain(cli::Invocation& inv) {
   return 0;
 }
 
-cli::Registrar reg({"pretrain", "", "train the GPT on a prepared token folder (train.data)", {}, false, run_pretrain});
+cli::Registrar reg({"pretrain", "", "train the GPT on a prepared token folder (train.data)", {}, false, run_pretrain,
+                    {"run.", "model.", "train.", "optim.", "dist.", "resume"}});
 
 }  // namespace
 }  // namespace codex

@@ -269,7 +269,7 @@ int run_reward_score(cli::Invocation& inv) {
 }
 
 cli::Registrar reg_train({"reward", "train", "train the reward model on preference pairs (reward.data)", {}, false,
-                          run_reward_train});
+                          run_reward_train, {"run.", "train.", "optim.", "dist.", "reward.", "resume"}});
 cli::Registrar reg_eval({"reward", "eval", "pairwise accuracy of a reward model: ONE JSON line",
                          {{"checkpoint", true, "the reward model"}, {"prefs", true, "preferences JSONL"}}, false,
                          run_reward_eval});

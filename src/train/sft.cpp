@@ -346,7 +346,7 @@ int run_sft(cli::Invocation& inv) {
 }
 
 cli::Registrar reg({"sft", "", "supervised fine-tuning (M1): Codex-S (sft.task=code) or Codex-D (sft.task=docstring)",
-                    {}, false, run_sft});
+                    {}, false, run_sft, {"run.", "train.", "optim.", "dist.", "sft.", "resume"}});
 
 }  // namespace
 }  // namespace codex

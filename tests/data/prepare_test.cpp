@@ -1,7 +1,10 @@
 #include "data/prepare.h"
 
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
@@ -224,7 +227,7 @@ TEST_CASE("data prepare CLI: bad input exits 2 with one error line", "[data]") {
   check2(tokf + " --input " + test::shell_quote((t / "nopy").string()), "no input files");
   auto r = check2(tokf + " --input " + test::shell_quote((t / "bad").string()), "alnum_fraction: 1");
   REQUIRE(r.err.find("avg_line_length: 1") != std::string::npos);
-  REQUIRE(fsys::exists(t / "run" / "data" / "stats.json"));
+  REQUIRE(!fsys::exists(t / "run" / "data"));  // a failed prepare writes nothing
   // No tokenizer at <run.dir>/tokenizer.model and none given.
   check2(" --input " + test::shell_quote((t / "ok").string()), "tokenizer");
 
@@ -235,5 +238,84 @@ TEST_CASE("data prepare CLI: bad input exits 2 with one error line", "[data]") {
   REQUIRE(fsys::exists(t / "run" / "data" / "tokenizer.model"));
   // data.tokenizer empty: <run.dir>/tokenizer.model is used.
   fsys::copy_file(model, t / "run" / "tokenizer.model");
-  REQUIRE(test::run_cli("data prepare" + run + " --input " + test::shell_quote((t / "ok").string())).code == 0);
+  REQUIRE(test::run_cli("data prepare" + run + " --force --input " + test::shell_quote((t / "ok").string())).code == 0);
+}
+
+namespace {
+
+// name -> content of every file in a folder (not recursive).
+std::map<std::string, std::string> snapshot(const fsys::path& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : fsys::directory_iterator(dir)) out[e.path().filename().string()] = test::read_text(e.path());
+  return out;
+}
+
+std::vector<std::string> hidden_entries(const fsys::path& dir) {
+  std::vector<std::string> out;
+  for (auto& e : fsys::directory_iterator(dir))
+    if (e.path().filename().string()[0] == '.') out.push_back(e.path().filename().string());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("data prepare: complete data is replaced only with --force; failures and Ctrl-C leave it intact", "[data]") {
+  test::TempDir t;
+  std::string model = test::train_tiny_tokenizer(t.path);
+  const std::string base = "data prepare run.dir=" + test::shell_quote((t / "run").string()) + " --tokenizer " +
+                           test::shell_quote(model) + " data.val_fraction=0.3";
+  for (int i = 0; i < 4; ++i) test::write_text(t / "ok" / ("a" + std::to_string(i) + ".py"), test::synthetic_python(5, 10 + i));
+  test::write_text(t / "other" / "b.py", test::synthetic_python(6, 99));
+  test::write_text(t / "bad" / "dashes.py", repeat_line("# ----- ----- -----", 10));
+  fsys::create_directories(t / "empty");
+  auto first = test::run_cli(base + " --input " + test::shell_quote((t / "ok").string()));
+  INFO(first.err);
+  REQUIRE(first.code == 0);
+  const fsys::path data = t / "run" / "data";
+  const auto before = snapshot(data);
+  REQUIRE(before.count("stats.json"));
+  REQUIRE(before.count("train_00000.bin"));
+
+  // Without --force: refused, naming the folder and the flag; nothing changed.
+  auto again = test::run_cli(base + " --input " + test::shell_quote((t / "other").string()));
+  REQUIRE(again.code == 2);
+  REQUIRE(count_error_lines(again.err) == 1);
+  REQUIRE(again.err.find("'" + data.string() + "' already exists; pass --force (or overwrite=true)") != std::string::npos);
+  REQUIRE(snapshot(data) == before);
+  // With --force but failing (every file filtered; no input files): the old data stays whole.
+  for (auto* dir : {"bad", "empty"}) {
+    auto r = test::run_cli(base + " --force --input " + test::shell_quote((t / dir).string()));
+    INFO(r.err);
+    REQUIRE(r.code == 2);
+    REQUIRE(snapshot(data) == before);
+    REQUIRE(hidden_entries(t / "run").empty());  // the staging folder was removed
+  }
+
+  // Ctrl-C in the middle: the last input is a FIFO nobody writes, so prepare blocks reading it
+  // while its staging folder exists; SIGINT kills it there.
+  REQUIRE(::mkfifo((t / "stuck.py").c_str(), 0644) == 0);
+  // Job control (set -m): a background job of a script would otherwise ignore SIGINT.
+  test::write_text(t / "ctrl_c.sh",
+                   "set -m\n" + test::shell_quote(CODEX_BINARY) + " " + base + " --force --input " +
+                       test::shell_quote((t / "other").string()) + " --input " +
+                       test::shell_quote((t / "stuck.py").string()) + " 2>/dev/null &\npid=$!\n"
+                       "for i in $(seq 400); do ls -a " + test::shell_quote((t / "run").string()) +
+                       " | grep -q '^[.]data[.]tmp-' && break; sleep 0.05; done\n"
+                       "sleep 0.2; kill -INT $pid; wait $pid; echo rc=$?\n");
+  auto ctrl_c = test::run_shell("bash " + test::shell_quote((t / "ctrl_c.sh").string()));
+  INFO(ctrl_c.out << ctrl_c.err);
+  REQUIRE(ctrl_c.out.find("rc=130") != std::string::npos);  // 128 + SIGINT
+  REQUIRE(snapshot(data) == before);
+  REQUIRE(hidden_entries(t / "run").size() == 1);  // the killed run's staging folder
+
+  // With --force and good input: replaced whole (no shard of the old data survives), and the
+  // killed run's leftover is cleaned up.
+  auto forced = test::run_cli(base + " overwrite=true --input " + test::shell_quote((t / "other").string()));
+  INFO(forced.err);
+  REQUIRE(forced.code == 0);
+  auto after = snapshot(data);
+  REQUIRE(after != before);
+  REQUIRE(nlohmann::json::parse(after["stats.json"])["files_kept"] == 1);
+  for (auto& [name, bytes] : after) REQUIRE(before.count(name));  // same file names, new content
+  REQUIRE(hidden_entries(t / "run").empty());
 }

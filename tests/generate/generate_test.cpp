@@ -435,6 +435,25 @@ TEST_CASE("generate: the CLI samples JSON lines from a checkpoint", "[generate]"
   CHECK(test::run_cli("generate --checkpoint " + test::shell_quote((t / "nope").string()) + " --prompt x").code == 2);
   CHECK(test::run_cli("generate --checkpoint " + test::shell_quote(ckpt)).code == 2);
   CHECK(test::run_cli(base + " --top-p 2").code == 2);
+
+  // --format text: for a person, the same samples (greedy) as prompt + completion under a header.
+  auto text = test::run_cli(base + " --temperature 0 --stop '\\nreturn' --format text");
+  INFO(text.err);
+  REQUIRE(text.code == 0);
+  auto g = nlohmann::json::parse(greedy.out.substr(0, greedy.out.find('\n')));
+  const std::string header = "=== prompt 1, sample 1 (" + std::to_string(g["tokens"].size()) + " tokens, " +
+                             g["finish_reason"].get<std::string>() + ", mean log-prob ";
+  REQUIRE(text.out.rfind(header, 0) == 0);
+  // The body is raw bytes; the JSON line carries invalid UTF-8 as U+FFFD: compare through a dump.
+  const std::string body = nlohmann::json::parse(
+      nlohmann::json(text.out.substr(text.out.find("===\n") + 4)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+                               .get<std::string>();
+  std::string want = "def f(x):" + g["text"].get<std::string>();
+  if (want.back() != '\n') want += "\n";
+  CHECK(body == want);
+  auto bad = test::run_cli(base + " --format yaml");
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("--format: 'yaml' is not one of: json, text") != std::string::npos);
 }
 
 TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]") {
@@ -473,13 +492,14 @@ TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
-  CHECK(j.size() == 2);  // pass@10 needs 10 samples per problem
+  CHECK(j.size() == 3);  // pass@10 needs 10 samples per problem: skipped, and said so
+  CHECK(j["skipped_k"] == nlohmann::json::array({10}));
   CHECK(j["pass@1"].get<double>() == Approx(0.5));
   CHECK(j["pass@2"].get<double>() == Approx(0.5));
   auto dir = t / "out" / "humaneval";
-  auto results = test::read_text(dir / "t0.8_n2_first2_samples.jsonl_results.jsonl");
+  auto results = test::read_text(dir / "step_00000000_t0.8_n2_first2_samples.jsonl_results.jsonl");
   CHECK(std::count(results.begin(), results.end(), '\n') == 4);  // --limit 2: T/2 is not sampled
-  std::istringstream summary(test::read_text(dir / "t0.8_n2_first2_summary.jsonl"));
+  std::istringstream summary(test::read_text(dir / "step_00000000_t0.8_n2_first2_summary.jsonl"));
   std::string line;
   std::getline(summary, line);
   auto s0 = nlohmann::json::parse(line);
@@ -491,14 +511,14 @@ TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]
   CHECK(first["completion"] == "");
   CHECK(first["finish_reason"] == "eot");
   CHECK(first["passed"] == true);
-  CHECK(test::read_text(dir / "t0.8_n2_first2_pass_at_k.json") == r.out);
+  CHECK(test::read_text(dir / "step_00000000_t0.8_n2_first2_pass_at_k.json") == r.out);
   // Without run.dir the files go beside the checkpoint (a standalone folder here), whatever
   // run.dir its config.yaml names.
   auto r2 = test::run_cli("eval humaneval --checkpoint " + test::shell_quote((t / "eot").string()) +
                           " --problems " + test::shell_quote((t / "problems.jsonl").string()) + " --n 1 --k 1");
   INFO(r2.err);
   REQUIRE(r2.code == 0);
-  CHECK(std::filesystem::exists(t / "eot" / "humaneval" / "t0.2_n1_pass_at_k.json"));
+  CHECK(std::filesystem::exists(t / "eot" / "humaneval" / "step_00000000_t0.2_n1_pass_at_k.json"));
   CHECK(!std::filesystem::exists(t / "run"));
   // A checkpoint inside a run (<run>/checkpoints/step_N, given with a trailing slash): the run.
   save_model_checkpoint((t / "r" / "checkpoints" / "step_00000005").string(), m, cfg, tok_path);
@@ -507,5 +527,5 @@ TEST_CASE("generate: eval humaneval samples, scores and summarises", "[generate]
                           " --problems " + test::shell_quote((t / "problems.jsonl").string()) + " --n 1 --k 1");
   INFO(r3.err);
   REQUIRE(r3.code == 0);
-  CHECK(std::filesystem::exists(t / "r" / "humaneval" / "t0.2_n1_pass_at_k.json"));
+  CHECK(std::filesystem::exists(t / "r" / "humaneval" / "step_00000000_t0.2_n1_pass_at_k.json"));
 }

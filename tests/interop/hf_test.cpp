@@ -126,6 +126,22 @@ TEST_CASE("export hf matches HF's layout and round-trips bit-exactly", "[interop
     INFO(kv.key());
     REQUIRE(torch::equal(kv.value(), pb[kv.key()]));
   }
+
+  // A second export over it is refused (the folder stays as it was) unless --force, which
+  // replaces the folder whole (a stray file in it goes too) and leaves no temporary behind.
+  test::write_text(out + "/stray.txt", "x");
+  const std::string before = test::read_text(out + "/model.safetensors");
+  r = test::run_cli("export hf --checkpoint " + q(ckpt) + " --out " + q(out));
+  REQUIRE(r.code == 2);
+  REQUIRE(r.err == "codex-train: error: export hf: --out '" + out + "' already exists; pass --force (or overwrite=true) "
+                   "to replace it\n");
+  REQUIRE(fs::exists(out + "/stray.txt"));
+  r = test::run_cli("export hf --checkpoint " + q(ckpt) + " --out " + q(out) + " --force");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(!fs::exists(out + "/stray.txt"));
+  REQUIRE(test::read_text(out + "/model.safetensors") == before);
+  for (auto& e : fs::directory_iterator(t.path)) REQUIRE(e.path().filename().string()[0] != '.');
 }
 
 TEST_CASE("import hf accepts unprefixed names, half precision and a tied lm_head", "[interop]") {
@@ -186,11 +202,11 @@ TEST_CASE("import hf / export hf: bad input exits 2 with one line naming it", "[
   expect2(import_from(golden_dir()), "--tokenizer");
   expect2(import_from(golden_dir(), " --tokenizer " + q((t / "no.model").string())), "no.model");
   expect2(import_from(t / "nowhere"), "not a folder");  // a missing --in, not a missing tokenizer
-  // --out is never written over other files (it would be replaced whole).
+  // --out is never written over other files unless --force (it would be replaced whole).
   test::write_text(t / "busy" / "keep.txt", "precious");
   expect2(test::run_cli("import hf --in " + q(golden_dir()) + " --out " + q((t / "busy").string()) + " --tokenizer " +
                         q(tok)),
-          "not an empty folder");
+          "already exists; pass --force");
   REQUIRE(test::read_text(t / "busy" / "keep.txt") == "precious");
   expect2(test::run_cli("export hf --checkpoint " + q((t / "nowhere").string()) + " --out " + q((t / "o").string())),
           "does not exist");

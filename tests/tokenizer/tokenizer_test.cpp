@@ -223,6 +223,19 @@ TEST_CASE("tokenizer CLI: train, encode, decode, stats and exit codes", "[tokeni
   REQUIRE(nlohmann::json::parse(tr.out)["vocab_size"] == 400);
   // encode without --tokenizer uses <run.dir>/tokenizer.model.
   REQUIRE(test::run_cli("tokenizer encode run.dir=" + test::shell_quote(run), "x = 1").code == 0);
+  // Training again over it is refused (the run's data was encoded with it) unless --force.
+  const std::string trained = test::read_text(t / "run" / "tokenizer.model");
+  auto again = test::run_cli("tokenizer train run.dir=" + test::shell_quote(run) + " tokenizer.vocab_size=300 --input " +
+                             test::shell_quote((t / "corpus").string()));
+  REQUIRE(again.code == 2);
+  REQUIRE(again.err.find("tokenizer train: tokenizer '" + run + "/tokenizer.model' already exists; pass --force") !=
+          std::string::npos);
+  REQUIRE(test::read_text(t / "run" / "tokenizer.model") == trained);
+  again = test::run_cli("tokenizer train run.dir=" + test::shell_quote(run) + " tokenizer.vocab_size=300 --force --input " +
+                        test::shell_quote((t / "corpus").string()));
+  INFO(again.err);
+  REQUIRE(again.code == 0);
+  REQUIRE(nlohmann::json::parse(again.out)["vocab_size"] == 300);
   auto empty = test::run_cli("tokenizer train run.dir=" + test::shell_quote(run) + " --input " +
                              test::shell_quote((t / "nope").string()));
   REQUIRE(empty.code == 2);
