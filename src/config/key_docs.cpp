@@ -36,6 +36,7 @@ const std::map<std::string, std::string>& config_key_docs() {
       {"model.vocab_size", "embedding rows (0 = the tokenizer's vocabulary size)"},
       {"model.dropout", "dropout probability while training"},
       {"model.bias", "biases in Linear and LayerNorm layers (GPT-2: true)"},
+      {"model.attention", "attention implementation: auto, fused (FlashAttention-2 scheme) or reference"},
       {"train.data", "prepared data folder (from `data prepare`; holds its tokenizer)"},
       {"train.batch_size", "sequences per micro-batch, split across ranks"},
       {"train.grad_accum", "micro-batches accumulated per optimizer step"},
