@@ -284,7 +284,8 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
       }
       case 2:
         if (!n.IsScalar()) bad();
-        *std::get<2>(f.ptr) = n.as<bool>();
+        if (f.key == "resume") cfg.resume_must = n.Scalar() == "must";  // resume=must: a run must be there
+        *std::get<2>(f.ptr) = cfg.resume_must || n.as<bool>();
         break;
       case 3:
         if (!n.IsScalar() && !n.IsNull()) bad();

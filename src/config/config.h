@@ -220,6 +220,7 @@ struct Config {
   PipelineConfig pipeline;
   ProblemsConfig problems;
   bool resume = false;
+  bool resume_must = false;  // resume=must: like resume=true, but no checkpoint to continue is an error
   bool overwrite = false;  // replace complete outputs (data, tokenizer, exports, results): --force
 
   std::set<std::string> explicitly_set;  // keys given by a file or an override

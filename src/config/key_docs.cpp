@@ -140,7 +140,7 @@ const std::map<std::string, std::string>& config_key_docs() {
       {"pipeline.eval_sets", "evaluation sets of the final comparison (practice, humaneval)"},
       {"pipeline.humaneval_limit", "evaluate only the first N HumanEval problems (0 = all)"},
       {"pipeline.reward_model", "train a reward model and use it in PPO"},
-      {"resume", "continue from <run.dir>/checkpoints/latest"},
+      {"resume", "continue from <run.dir>/checkpoints/latest (true: a fresh run when there is none; must: an error)"},
       {"overwrite", "replace a complete output (data, tokenizer, export, results); same as --force"},
   };
   return docs;

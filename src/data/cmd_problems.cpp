@@ -27,9 +27,11 @@ cli::Registrar problems_cmd(
      {{"input", true, "corpus path (dir, .py, .jsonl[.gz]); default data.input", "problems.input", true},
       {"eval-set", true, "problems file to decontaminate against (replaces problems.eval_sets)", "problems.eval_sets", true},
       {"max-tests", true, "assertions kept per problem", "problems.max_tests"},
-      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"}},
+      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
+      cli::kForceFlag},
      false,
-     run_problems});
+     run_problems,
+     {"problems.", "run.dir", "run.seed", "eval.", "overwrite"}});
 
 cli::Registrar trace_cmd(
     {"data", "trace",
@@ -39,9 +41,11 @@ cli::Registrar trace_cmd(
       {"max-tests", true, "assertions (distinct calls) kept per function", "problems.max_tests"},
       {"eval-set", true, "problems file to decontaminate against (replaces problems.eval_sets)", "problems.eval_sets", true},
       {"timeout", true, "seconds the command may run", "problems.trace_timeout"},
-      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"}},
+      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
+      cli::kForceFlag},
      false,
-     run_trace});
+     run_trace,
+     {"problems.", "run.dir", "eval.", "overwrite"}});
 
 }  // namespace
 }  // namespace codex

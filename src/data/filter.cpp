@@ -120,9 +120,11 @@ int run_filter(cli::Invocation& inv) {
   if (opt.repeat < 0) throw UsageError("--repeat: expected 0 or more");
   if (inv.has("checkpoint") == inv.has("samples"))
     throw UsageError("data filter: give --checkpoint C (sample from a model) or --samples F (task_id, completion lines)");
+  if (fs::is_directory(out)) throw UsageError("--out '" + out + "' is a folder; expected a file name");
+  check_overwrite(out, "data filter: --out", cfg.overwrite);
+  check_can_write(out, "data filter: --out");  // before any sample runs
   auto problems = read_problems(problems_path);
   eval::Sandbox sandbox(problems_sandbox_options(cfg));
-  if (fs::is_directory(out)) throw UsageError("--out '" + out + "' is a folder; expected a file name");
 
   ProblemSampler sampler;
   std::unique_ptr<LoadedModel> lm;
@@ -198,9 +200,11 @@ cli::Registrar filter_cmd(
       {"repeat", true, "extra runs of each passing sample; any failure drops the problem as flaky (default 2)"},
       {"temperature", true, "sampling temperature (default 0.8)"},
       {"out", true, "kept problems (JSONL); stats go to <out>_stats.json"},
-      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"}},
+      {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
+      cli::kForceFlag},
      false,
-     run_filter});
+     run_filter,
+     {"problems.", "run.", "eval.", "generate.", "overwrite"}});
 
 }  // namespace
 }  // namespace codex

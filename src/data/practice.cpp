@@ -194,17 +194,18 @@ int run_practice(cli::Invocation& inv) {
   const std::string out = inv.require("out");
   const fs::path dir(out);
   if (fs::exists(dir) && !fs::is_directory(dir)) throw UsageError("--out '" + out + "' is a file");
-  if (fs::exists(dir / "train.jsonl") && !inv.config().overwrite)
-    throw UsageError("--out '" + out + "' already holds a practice set (train.jsonl); pass --force to replace it");
+  check_overwrite(dir, "data practice: --out", inv.config().overwrite);
   PracticeSet ps = make_practice_set(static_cast<uint64_t>(inv.get_int("seed", 0)));
-  make_output_dir(dir, "--out");
-  write_problems((dir / "train.jsonl").string(), ps.train);
-  write_problems((dir / "heldout.jsonl").string(), ps.heldout);
+  StagedOutput stage(dir, StagedOutput::Kind::kDir);  // the four files appear together, or not at all
+  const fs::path tmp = stage.path();
+  write_problems((tmp / "train.jsonl").string(), ps.train);
+  write_problems((tmp / "heldout.jsonl").string(), ps.heldout);
   std::string demos;
   for (auto& p : ps.train) demos += json{{"prompt", p.prompt}, {"completion", p.canonical_solution}}.dump() + "\n";
-  write_file_atomic(dir / "demos.jsonl", demos);
+  write_file_atomic(tmp / "demos.jsonl", demos);
   json stats = {{"train", ps.train.size()}, {"heldout", ps.heldout.size()}, {"families", families().size()}};
-  write_file_atomic(dir / "stats.json", stats.dump(2) + "\n");
+  write_file_atomic(tmp / "stats.json", stats.dump(2) + "\n");
+  stage.commit();
   std::cout << stats.dump() << std::endl;
   return 0;
 }

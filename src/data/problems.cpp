@@ -347,10 +347,11 @@ nlohmann::ordered_json make_problems(const Config& cfg) {
   std::vector<std::string> inputs = cfg.problems.input.empty() ? cfg.data.input : cfg.problems.input;
   if (inputs.empty())
     throw UsageError("data problems: no corpus given (set problems.input, or data.input; dirs, .py, .jsonl[.gz])");
+  fs::path dir = cfg.run.dir;
+  check_overwrite(dir / "problems.jsonl", "data problems: output", cfg.overwrite);  // before any work
   corpus_disk_bytes(inputs);  // every input exists (else a UsageError naming it)
   NgramIndex index = eval_set_index(cfg.problems.eval_sets, cfg.problems.decontam_ngram);
   eval::Sandbox sandbox(problems_sandbox_options(cfg));
-  fs::path dir = cfg.run.dir;
   make_output_dir(dir, "run.dir");
   DirLock lock(dir);
 

@@ -56,6 +56,8 @@ std::string call_assert(const Call& c) {
 }  // namespace
 
 nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, std::string command) {
+  const fs::path dir = cfg.run.dir;
+  check_overwrite(dir / "traced.jsonl", "data trace: output", cfg.overwrite);  // before the test command runs
   if (package.empty()) package = kDefaultTracePackage;
   if (command.empty()) {
     if (package != kDefaultTracePackage)
@@ -112,7 +114,6 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
     stats["files_not_copied"] = skipped;
   }
   eval::Sandbox runner(run_opts);
-  fs::path dir = cfg.run.dir;
   make_output_dir(dir, "run.dir");
   DirLock lock(dir);
 

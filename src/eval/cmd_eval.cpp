@@ -38,7 +38,7 @@ int run_samples(cli::Invocation& inv) {
   write_results(out, samples, rep.results);
   spdlog::info("eval: results written to {}", out);
   warn_skipped_k(rep);
-  std::cout << pass_at_k_json(rep.pass_at_k, rep.skipped_k) << std::endl;
+  std::cout << pass_at_k_json(rep.pass_at_k) << std::endl;  // stdout: pass@k keys only (skips: stderr)
   return 0;
 }
 

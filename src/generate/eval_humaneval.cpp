@@ -113,10 +113,9 @@ int run_humaneval(Invocation& inv) {
   }
   write_file_atomic(out_dir / (tag + "_summary.jsonl"), summary);
   eval::warn_skipped_k(rep);
-  const std::string line = eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k);
-  write_file_atomic(out_dir / (tag + "_pass_at_k.json"), line + "\n");
+  write_file_atomic(out_dir / (tag + "_pass_at_k.json"), eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k) + "\n");
   spdlog::info("humaneval: samples, results and summary in {}", out_dir.string());
-  std::cout << line << std::endl;
+  std::cout << eval::pass_at_k_json(rep.pass_at_k) << std::endl;  // stdout: pass@k keys only (skips: stderr)
   return 0;
 }
 

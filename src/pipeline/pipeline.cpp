@@ -286,6 +286,7 @@ class Pipeline {
   Config stage_config(const std::string& st, const fs::path& dir) const {
     Config c = plan_.for_stage(st);
     c.resume = true;  // every trainer continues an interrupted run (a fresh one when there is none)
+    c.overwrite = true;  // a stage without DONE is incomplete: what it wrote in its own folder is redone
     c.run.dir = dir.string();
     const fs::path O(out_);
     if (st == "tokenizer") {
@@ -349,9 +350,7 @@ class Pipeline {
       return {{"vocab_size", tok.vocab_size()}};
     }
     if (st == "data") {
-      Config redo = c;
-      redo.overwrite = true;  // a stage without DONE is incomplete: its data folder is redone
-      return prepare_data(redo);
+      return prepare_data(c);
     }
     if (st == "pretrain") return pretrain(c);
     if (st == "problems") return problems_stage(c, dir);

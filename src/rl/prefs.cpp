@@ -86,8 +86,10 @@ int run_prefs(cli::Invocation& inv) {
   Config cfg = inv.config();
   configure_threads(cfg.run.threads);
   const std::string out = inv.require("out");
-  auto problems = eval::load_problems(inv.require("problems"));
   if (fs::is_directory(out)) throw UsageError("--out '" + out + "' is a folder; expected a file name");
+  check_overwrite(out, "prefs from-execution: --out", cfg.overwrite);
+  check_can_write(out, "prefs from-execution: --out");  // before any sample runs
+  auto problems = eval::load_problems(inv.require("problems"));
   eval::Sandbox sandbox(eval::sandbox_options(cfg));
   LoadedModel lm = load_model(inv.require("checkpoint"), pick_device(cfg.run));
   if (lm.tokenizer_path.empty()) throw UsageError(lm.dir + ": checkpoint has no tokenizer");
@@ -108,8 +110,9 @@ cli::Registrar reg({"prefs", "from-execution",
                      {"temperature", true, "sampling temperature (default 0.8)"},
                      {"max-new-tokens", true, "completion length limit", "eval.max_new_tokens"},
                      {"seed", true, "sample i of problem p uses seed + p*n + i", "run.seed"},
-                     {"out", true, "the preferences file to write"}},
-                    false, run_prefs});
+                     {"out", true, "the preferences file to write"},
+                     cli::kForceFlag},
+                    false, run_prefs, {"run.", "eval.", "generate.", "overwrite"}});
 
 }  // namespace
 }  // namespace codex

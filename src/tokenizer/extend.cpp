@@ -47,6 +47,8 @@ int run_extend(Invocation& inv) {
   const std::string out = inv.require("out");
   auto [lo, hi] = parse_runs(inv.require("whitespace-runs"));
   const std::string ckpt = inv.get("checkpoint");
+  if (fs::exists(out) && !fs::is_directory(out)) throw UsageError("tokenizer extend: --out '" + out + "' is a file");
+  check_overwrite(out, "tokenizer extend: --out", inv.config().overwrite);
   std::optional<LoadedModel> lm;
   if (!ckpt.empty()) lm = load_model(ckpt, torch::kCPU);
   std::string tok_path = inv.get("tokenizer");
@@ -72,18 +74,18 @@ int run_extend(Invocation& inv) {
                            {"added", added.size()},
                            {"first_id", added.empty() ? -1 : added.front()},
                            {"last_id", added.empty() ? -1 : added.back()}};
+  // Written aside and renamed into place whole: an interrupted command leaves the old output.
+  StagedOutput stage(out, StagedOutput::Kind::kDir);
   if (!lm) {
-    make_output_dir(out, "--out");
-    write_file_atomic(fs::path(out) / kBpeFileName, bpe->tokenizer_json());
-    Tokenizer check((fs::path(out) / kBpeFileName).string());  // reads back
-    report["tokenizer"] = check.path();
+    write_file_atomic(stage.path() / kBpeFileName, bpe->tokenizer_json());
+    Tokenizer check((stage.path() / kBpeFileName).string());  // reads back
+    stage.commit();
+    report["tokenizer"] = (fs::path(out) / kBpeFileName).string();
     std::cout << report.dump() << std::endl;
     return 0;
   }
 
   // The checkpoint: the same model with an embedding of max(old rows, new vocabulary) rows.
-  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
-    throw UsageError("--out '" + out + "': exists and is not an empty folder; choose a new one");
   if (lm->gpt.vocab_size < base.vocab_size())
     throw UsageError("tokenizer extend: the checkpoint's embedding has " + std::to_string(lm->gpt.vocab_size) +
                      " rows, fewer than the tokenizer's " + std::to_string(base.vocab_size()) + " tokens");
@@ -121,7 +123,8 @@ int run_extend(Invocation& inv) {
   } cleanup{tmpl};
   auto tmp_tok = fs::path(tmpl) / kBpeFileName;
   write_file_atomic(tmp_tok, bpe->tokenizer_json());
-  save_model_checkpoint(out, model, cfg, tmp_tok.string());
+  save_model_checkpoint(stage.path().string(), model, cfg, tmp_tok.string());
+  stage.commit();
   report["checkpoint"] = out;
   report["embedding_rows"] = g.vocab_size;
   std::cout << report.dump() << std::endl;
@@ -134,8 +137,9 @@ Registrar extend_cmd({"tokenizer", "extend",
                       {{"tokenizer", true, "byte-level BPE tokenizer (tokenizer.json, GPT-2 vocab folder); default: the checkpoint's"},
                        {"whitespace-runs", true, "A..B: add tokens for runs of A to B spaces (Codex: 2..25)"},
                        {"checkpoint", true, "checkpoint whose embedding grows to the new vocabulary"},
-                       {"out", true, "output folder: tokenizer.json, or the new checkpoint with --checkpoint"}},
-                      false, run_extend});
+                       {"out", true, "output folder: tokenizer.json, or the new checkpoint with --checkpoint"},
+                       kForceFlag},
+                      false, run_extend, {"overwrite"}});
 
 }  // namespace
 }  // namespace codex::cli

@@ -39,7 +39,7 @@ const std::vector<std::string>& resumable_keys() {
   static const std::vector<std::string> keys = {
       "train.max_steps", "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
       "train.keep_checkpoints", "train.patience", "run.threads", "run.dir", "dist.timeout_s", "dist.backend",
-      "dist.zero1", "dist.bucket_mb", "resume",
+      "dist.zero1", "dist.bucket_mb", "resume", "overwrite",
       "sft.epochs", "reward.epochs"};
   return keys;
 }
@@ -77,7 +77,7 @@ std::vector<std::string> config_changes(const Config& saved, const Config& now, 
     if (va == vb) continue;
     const std::string line = k + ": " + va + " -> " + vb;
     if (std::find(ok.begin(), ok.end(), k) != ok.end()) {
-      if (allowed && k != "resume" && k != "run.dir") allowed->push_back(line);
+      if (allowed && k != "resume" && k != "run.dir" && k != "overwrite") allowed->push_back(line);
     } else {
       changes.push_back(line);
     }
@@ -103,6 +103,9 @@ Run::Run(const Config& cfg, std::string trainer) : cfg_(cfg), trainer_(std::move
                      "it, or choose another run.dir (nothing was changed)");
   if (cfg_.resume) {
     resume_from_ = find_resume_checkpoint(cfg_.run.dir);
+    if (!resume_from_ && cfg_.resume_must)
+      throw UsageError("resume=must: no checkpoint to continue under '" + cfg_.run.dir +
+                       "/checkpoints' (check run.dir; resume=true starts a fresh run instead)");
     if (!resume_from_)
       spdlog::info("resume: no checkpoint under {}/checkpoints yet; a fresh run starts there", cfg_.run.dir);
   }

@@ -161,3 +161,42 @@ TEST_CASE("cli: config keys [prefix], --version, did-you-mean for commands", "[c
   REQUIRE(r.err.find("did you mean") == std::string::npos);
   REQUIRE(run_cli("help").code == 0);
 }
+
+TEST_CASE("cli: data practice, data problems, data filter, prefs and tokenizer extend never replace an output silently",
+          "[cli]") {
+  codex::test::TempDir t;
+  using codex::test::shell_quote;
+  // data practice: the set is written whole; a second run needs --force and then replaces it.
+  const std::string out = shell_quote((t / "practice").string());
+  auto r = run_cli("data practice --out " + out);
+  REQUIRE(r.code == 0);
+  const std::string train = codex::test::read_text(t / "practice" / "train.jsonl");
+  r = run_cli("data practice --out " + out + " --seed 5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("already exists; pass --force") != std::string::npos);
+  CHECK(codex::test::read_text(t / "practice" / "train.jsonl") == train);
+  r = run_cli("data practice --out " + out + " --seed 5 --force");
+  REQUIRE(r.code == 0);
+  CHECK(codex::test::read_text(t / "practice" / "train.jsonl") != train);
+  for (auto& e : std::filesystem::directory_iterator(t.path)) CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
+
+  // The others refuse before any work (no model, sandbox or corpus is even read).
+  codex::test::write_text(t / "kept.jsonl", "x\n");
+  codex::test::write_text(t / "run" / "problems.jsonl", "x\n");
+  codex::test::write_text(t / "run" / "traced.jsonl", "x\n");
+  const std::vector<std::string> cmds = {
+      "data filter --problems /nonexistent.jsonl --samples /nonexistent.jsonl --out " + shell_quote((t / "kept.jsonl").string()),
+      "prefs from-execution --checkpoint /nonexistent --problems /nonexistent.jsonl --out " +
+          shell_quote((t / "kept.jsonl").string()),
+      "data problems --input /usr/lib/python3.11/this.py run.dir=" + shell_quote((t / "run").string()),
+      "data trace run.dir=" + shell_quote((t / "run").string()),
+      "tokenizer extend --tokenizer /nonexistent --whitespace-runs 2..25 --out " + shell_quote((t / "practice").string())};
+  for (auto& c : cmds) {
+    r = run_cli(c);
+    INFO(c << "\n" << r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("already exists; pass --force (or overwrite=true)") != std::string::npos);
+  }
+  CHECK(codex::test::read_text(t / "kept.jsonl") == "x\n");
+  CHECK(codex::test::read_text(t / "run" / "problems.jsonl") == "x\n");
+}

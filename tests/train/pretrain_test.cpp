@@ -197,6 +197,24 @@ TEST_CASE("pretrain: resume with no checkpoint starts at step 0 and says so", "[
   REQUIRE(metrics_of(t / "run").front()["step"] == 1);
 }
 
+TEST_CASE("pretrain: resume=must refuses a run.dir without a checkpoint, continues one that has it", "[train][checkpoint]") {
+  TempDir t;
+  codex::test::write_prepared_folder(t / "data");
+  const std::string base = codex::test::tiny_run_args((t / "data").string(), (t / "run").string());
+  auto r = run_cli(base + " train.max_steps=2 resume=must");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("resume=must: no checkpoint to continue") != std::string::npos);
+  CHECK(!std::filesystem::exists(t / "run" / "metrics.jsonl"));  // nothing trained
+  r = run_cli(base + " train.max_steps=2 train.checkpoint_every=2");
+  REQUIRE(r.code == 0);
+  r = run_cli(base + " train.max_steps=4 train.checkpoint_every=2 resume=must");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(metrics_of(t / "run").back()["step"] == 4);
+  r = run_cli(base + " train.max_steps=4 resume=maybe");
+  CHECK(r.code == 2);  // neither true, false nor must
+}
+
 TEST_CASE("pretrain: a finished run, an occupied run.dir, a too-small val split", "[train][checkpoint]") {
   TempDir t;
   codex::test::write_prepared_folder(t / "data");
