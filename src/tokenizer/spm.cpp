@@ -25,8 +25,9 @@ struct Shim {
   int64_t (*encode)(void*, const char*, size_t, int32_t*, size_t);
 };
 
-// Finds libcodex_spm.so: $CODEX_SPM_LIB, beside the executable (or one level up, for tests),
-// then the build tree's path.
+// Finds libcodex_spm.so: $CODEX_SPM_LIB, beside the binary holding this code (the installed
+// libcodex_train.so, or the executable), beside the executable (or one level up, for tests, or
+// in ../lib, once installed), then the build tree's path.
 const Shim& shim() {
   static Shim s;
   static std::once_flag once;
@@ -34,10 +35,14 @@ const Shim& shim() {
     std::vector<std::string> candidates;
     if (const char* e = std::getenv("CODEX_SPM_LIB")) candidates.push_back(e);
     std::error_code ec;
+    Dl_info self{};
+    if (::dladdr(reinterpret_cast<void*>(&spm_train), &self) != 0 && self.dli_fname && *self.dli_fname)
+      candidates.push_back((std::filesystem::path(self.dli_fname).parent_path() / "libcodex_spm.so").string());
     auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) {
       candidates.push_back((exe.parent_path() / "libcodex_spm.so").string());
       candidates.push_back((exe.parent_path().parent_path() / "libcodex_spm.so").string());
+      candidates.push_back((exe.parent_path().parent_path() / "lib" / "libcodex_spm.so").string());
     }
     candidates.push_back(CODEX_SPM_PATH);
     void* h = nullptr;
