@@ -5,14 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
 #include "checkpoint/checkpoint.h"
-#include "cli/registry.h"
 #include "config/config.h"
 #include "data/prepare.h"
 #include "generate/generate.h"
@@ -20,21 +18,13 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
-#if __has_include("train/pretrain.h")
-#include "train/pretrain.h"
-#define CODEX_API_HAS_PRETRAIN_FN 1
-#endif
-// The fine-tuning trainers (library functions taking a Config), where this build has them.
-#if __has_include("train/sft.h") && __has_include("train/reward.h") && __has_include("rl/ppo.h") && \
-    __has_include("train/sequences.h") && __has_include("util/device.h")
 #include "data/jsonl.h"
 #include "rl/ppo.h"
+#include "train/pretrain.h"
 #include "train/reward.h"
 #include "train/sequences.h"
 #include "train/sft.h"
 #include "util/device.h"
-#define CODEX_API_HAS_TRAINERS 1
-#endif
 // Last: the internal headers above have their own codex::Demo / codex::Preference, which the
 // API's inline-namespace types (codex::v1::Demo, ...) would make ambiguous inside them.
 #include <codex/codex.h>
@@ -126,33 +116,8 @@ void train_tokenizer_fitting(Config& cfg, const std::string& out, bool size_give
 }
 
 // Runs the pretraining stage on a resolved config; returns the final checkpoint folder.
-std::string run_pretrain_stage(const Config& cfg, const std::vector<std::string>& overrides) {
-  json summary;
-#ifdef CODEX_API_HAS_PRETRAIN_FN
-  (void)overrides;
-  summary = codex::pretrain(cfg);
-#else
-  // The `pretrain` command's handler, with its one JSON line captured instead of printed.
-  const cli::CommandSpec* spec = nullptr;
-  for (const auto& c : cli::commands())
-    if (c.name == "pretrain" && c.sub.empty()) spec = &c;
-  if (!spec) throw Error("pretrain: not available in this build");
-  cli::Invocation inv;
-  inv.spec = spec;
-  inv.overrides = overrides;
-  std::ostringstream captured;
-  std::streambuf* saved = std::cout.rdbuf(captured.rdbuf());
-  try {
-    spec->run(inv);
-  } catch (...) {
-    std::cout.rdbuf(saved);
-    throw;
-  }
-  std::cout.rdbuf(saved);
-  std::string line = captured.str();
-  summary = json::parse(line.substr(0, line.find('\n')));
-  (void)cfg;
-#endif
+std::string run_pretrain_stage(const Config& cfg) {
+  const json summary = codex::pretrain(cfg);
   std::string ck = summary.value("checkpoint", std::string());
   if (ck.empty()) throw Error("pretrain: the run wrote no checkpoint (train.max_steps=0?)");
   return fs::canonical(ck).string();
@@ -166,13 +131,9 @@ struct Loaded {
 Loaded load(const Weights& w, const char* what) {
   if (w.dir.empty()) throw Error(std::string(what) + ": the model has no weights folder (Weights::dir is empty)");
   Loaded l{load_model(w.dir), nullptr};
-  if (l.lm.tokenizer_path.empty()) throw Error(std::string(what) + ": " + l.lm.dir + " holds no tokenizer.model");
+  if (l.lm.tokenizer_path.empty()) throw Error(std::string(what) + ": " + l.lm.dir + " holds no tokenizer");
   l.tok = std::make_unique<Tokenizer>(l.lm.tokenizer_path);
   return l;
-}
-
-[[noreturn, maybe_unused]] void not_available(const std::string& what, const std::string& needs) {
-  throw Error(what + ": not available in this build (it needs " + needs + ")");
 }
 
 }  // namespace
@@ -198,9 +159,9 @@ std::string ModelHandle::generate(const std::string& prompt, int64_t max_new_tok
 std::vector<int64_t> ModelHandle::tokenize(const std::string& text) const {
   return guarded("tokenize", [&] {
     if (weights.dir.empty()) throw Error("tokenize: the model has no weights folder (Weights::dir is empty)");
-    std::string path = (fs::path(weights.dir) / "tokenizer.model").string();
-    if (!fs::exists(path)) path = load_model(weights.dir).tokenizer_path;  // a run folder: its latest checkpoint
-    if (path.empty()) throw Error("tokenize: " + weights.dir + " holds no tokenizer.model");
+    std::string path = tokenizer_file_in(weights.dir);
+    if (path.empty()) path = load_model(weights.dir).tokenizer_path;  // a run folder: its latest checkpoint
+    if (path.empty()) throw Error("tokenize: " + weights.dir + " holds no tokenizer");
     Tokenizer tok(path);
     auto ids = tok.encode(text);
     return std::vector<int64_t>(ids.begin(), ids.end());
@@ -280,14 +241,13 @@ ModelHandle pretrain(const std::vector<std::string>& corpus, const PretrainCfg& 
     all.insert(all.end(), fit.begin(), fit.end());
     all = overrides_list(all, pc.overrides);
     Config final_cfg = load_config("", all);
-    const std::string ck = run_pretrain_stage(final_cfg, all);
+    const std::string ck = run_pretrain_stage(final_cfg);
     return ModelHandle{Weights{ck}, {}};
   });
 }
 
 // ---- fine-tuning: SFT, reward model, PPO ----------------------------------------------------------
 
-#ifdef CODEX_API_HAS_TRAINERS
 namespace {
 
 // The checkpoint a trainer's summary names, else its run folder's latest.
@@ -303,12 +263,10 @@ void write_jsonl(const std::string& path, const std::vector<json>& rows) {
 }
 
 }  // namespace
-#endif
 
 ModelHandle sft(const ModelHandle& model, const std::vector<Demo>& demos, const SFTCfg& cfg) {
   return guarded("sft", [&]() -> ModelHandle {
     if (demos.empty()) throw Error("sft: the demos list is empty");
-#ifdef CODEX_API_HAS_TRAINERS
     if (cfg.epochs < 1) throw Error("sft: epochs must be >= 1, got " + std::to_string(cfg.epochs));
     if (model.weights.dir.empty()) throw Error("sft: the model has no weights folder (Weights::dir is empty)");
     const std::string run = make_run_dir(cfg.run_dir, "sft");
@@ -322,16 +280,12 @@ ModelHandle sft(const ModelHandle& model, const std::vector<Demo>& demos, const 
         cfg.overrides);
     const json summary = codex::sft(load_config("", all));
     return ModelHandle{Weights{final_checkpoint(summary, run)}, model.disallowed};
-#else
-    not_available("sft", "the SFT trainer, src/train/sft.h");
-#endif
   });
 }
 
 RewardModelHandle train_reward_model(const std::vector<Preference>& prefs, const RewardModelCfg& cfg) {
   return guarded("train_reward_model", [&]() -> RewardModelHandle {
     if (prefs.empty()) throw Error("train_reward_model: the preferences list is empty");
-#ifdef CODEX_API_HAS_TRAINERS
     if (cfg.epochs < 1) throw Error("train_reward_model: epochs must be >= 1, got " + std::to_string(cfg.epochs));
     auto init = cfg.overrides.find("reward.init");
     if (init == cfg.overrides.end() || init->second.empty())
@@ -349,33 +303,25 @@ RewardModelHandle train_reward_model(const std::vector<Preference>& prefs, const
                        cfg.overrides);
     const json summary = codex::train_reward(load_config("", all));
     return RewardModelHandle{Weights{final_checkpoint(summary, run)}};
-#else
-    not_available("train_reward_model", "the reward-model trainer, src/train/reward.h");
-#endif
   });
 }
 
 double RewardModelHandle::score(const std::string& prompt, const std::string& completion) const {
   return guarded("score", [&]() -> double {
-#ifdef CODEX_API_HAS_TRAINERS
     if (weights.dir.empty()) throw Error("score: the reward model has no weights folder (Weights::dir is empty)");
     LoadedModel lm = load_model(weights.dir);
     if (!lm.model->has_head("reward_head")) throw Error("score: " + lm.dir + " has no reward head (not a reward model)");
-    if (lm.tokenizer_path.empty()) throw Error("score: " + lm.dir + " holds no tokenizer.model");
+    if (lm.tokenizer_path.empty()) throw Error("score: " + lm.dir + " holds no tokenizer");
     Tokenizer tok(lm.tokenizer_path);
     torch::NoGradGuard no_grad;
     lm.model->eval();
     Sequence seq = make_sequence(tok, prompt, completion);
     return score_sequences(lm.model, {&seq}, tok, torch::kCPU).to(torch::kCPU)[0].item<double>();
-#else
-    not_available("RewardModelHandle::score", "the reward-model trainer, src/train/reward.h");
-#endif
   });
 }
 
 ModelHandle rlhf_ppo(const ModelHandle& model, const RewardModelHandle& rm, const RLHFCfg& cfg) {
   return guarded("rlhf_ppo", [&]() -> ModelHandle {
-#ifdef CODEX_API_HAS_TRAINERS
     if (cfg.steps < 1) throw Error("rlhf_ppo: steps must be >= 1, got " + std::to_string(cfg.steps));
     if (model.weights.dir.empty()) throw Error("rlhf_ppo: the model has no weights folder (Weights::dir is empty)");
     if (rm.weights.dir.empty()) throw Error("rlhf_ppo: the reward model has no weights folder (Weights::dir is empty)");
@@ -400,9 +346,6 @@ ModelHandle rlhf_ppo(const ModelHandle& model, const RewardModelHandle& rm, cons
     }
     const json summary = codex::ppo(load_config("", overrides_list(base, cfg.overrides)));
     return ModelHandle{Weights{final_checkpoint(summary, run)}, model.disallowed};
-#else
-    not_available("rlhf_ppo", "the PPO trainer, src/rl/ppo.h");
-#endif
   });
 }
 
