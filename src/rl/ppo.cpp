@@ -15,6 +15,7 @@
 #include "data/jsonl.h"
 #include "eval/humaneval.h"
 #include "generate/generate.h"
+#include "ops/logprob.h"
 #include "rl/rewards.h"
 #include "rl/rl_math.h"
 #include "tokenizer/tokenizer.h"
@@ -59,16 +60,18 @@ std::vector<PromptItem> read_prompt_items(const std::string& path, const std::st
   return items;
 }
 
-// Per-token log-probs (B, W) of the targets under logits / temperature, 0 where targets are -100;
-// optionally the entropy of that distribution per token.
+// Per-token log-probs (B, W) of the targets under logits / temperature (the sampling
+// temperature), 0 where targets are -100; optionally the entropy of that distribution per token.
+// Only the scored positions go through the fused op (ops/logprob.h): no (B, W, V) tensor.
 torch::Tensor token_logp(GPT& m, const torch::Tensor& input, const torch::Tensor& mask, const torch::Tensor& targets,
                          double temperature, torch::Tensor* entropy = nullptr) {
-  auto hid = m->hidden(input, nullptr, mask);
-  auto lsm = torch::log_softmax(m->lm_logits(hid) / temperature, -1);  // (B, W, V)
-  auto valid = (targets != -100);
-  auto logp = lsm.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1) * valid.to(lsm.dtype());
-  if (entropy) *entropy = -(lsm.exp() * lsm).sum(-1) * valid.to(lsm.dtype());
-  return logp;
+  auto hid = m->hidden(input, nullptr, mask);  // (B, W, C)
+  auto idx = (targets != -100).reshape(-1).nonzero().squeeze(1);
+  auto r = token_logprobs(hid.reshape({-1, hid.size(-1)}).index_select(0, idx), m->wte->weight,
+                          targets.reshape(-1).index_select(0, idx), temperature, entropy != nullptr);
+  auto zeros = torch::zeros({targets.numel()}, r.logprobs.options());
+  if (entropy) *entropy = zeros.index_put({idx}, r.entropy).view(targets.sizes());
+  return zeros.index_put({idx}, r.logprobs).view(targets.sizes());
 }
 
 }  // namespace
@@ -77,15 +80,13 @@ json ppo(const Config& config, const CustomReward& custom) {
   const PPOConfig& pc = config.ppo;
   const TrainConfig& tc = config.train;
   // -- inputs --
-  if (pc.init.empty()) throw UsageError("ppo.init: expected the policy's starting checkpoint (M1)");
   if (pc.prompts.empty()) throw UsageError("ppo.prompts: expected a prompts, demos or problems JSONL file");
   if (config.dist.zero1) throw UsageError("dist.zero1: not supported by ppo (two optimizers); set dist.zero1=false");
   const bool critic = pc.advantage == "gae";
-  const std::string init = resolve_checkpoint(pc.init);
+  StartPoint init = load_start_point("ppo.init", pc.init, "the policy's starting checkpoint (M1)");
   const std::string ref_path = resolve_checkpoint(pc.ref.empty() ? pc.init : pc.ref);
-  LoadedModel base = load_model(init);
-  if (base.tokenizer_path.empty()) throw UsageError("ppo.init: checkpoint " + init + " carries no tokenizer");
-  const std::string tokenizer_path = base.tokenizer_path;
+  LoadedModel& base = init.loaded;
+  const std::string tokenizer_path = init.tokenizer_path;
   Tokenizer tok(tokenizer_path);
   auto items = read_prompt_items(pc.prompts, pc.problems);
   int64_t tested = 0;
@@ -113,12 +114,10 @@ json ppo(const Config& config, const CustomReward& custom) {
   Run run(config, "ppo");
   const Config& cfg = run.cfg();
   const int W = run.dist().world_size(), rank = run.dist().rank();
-  if (P % W != 0)
-    throw UsageError("ppo.rollout.prompts_per_step (" + std::to_string(P) + ") must be divisible by the world size (" +
-                     std::to_string(W) + ")");
+  run.require_divisible("ppo.rollout.prompts_per_step", P);
   Fingerprint fp = {{"prompts", content_checksum(pc.prompts)},
                     {"tokenizer", content_checksum(tokenizer_path)},
-                    {"init", content_checksum((fs::path(init) / "model.pt").string())},
+                    {"init", init.weights_checksum()},
                     {"ref", content_checksum((fs::path(ref_path) / "model.pt").string())}};
   if (use_rm) fp["reward_model"] = content_checksum((fs::path(resolve_checkpoint(pc.reward_model)) / "model.pt").string());
   json resume_state;
@@ -128,7 +127,7 @@ json ppo(const Config& config, const CustomReward& custom) {
   // -- models: policy (trained), value (trained, gae only), reference and reward model (frozen) --
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   GPT policy(gcfg);
-  load_weights(run.resume_from() ? *run.resume_from() : init, policy,
+  load_weights(run.resume_from() ? *run.resume_from() : init.dir, policy,
                run.resume_from() ? LoadMode::strict : LoadMode::trunk);
   base = LoadedModel{};
   policy->to(dev);
@@ -296,7 +295,7 @@ json ppo(const Config& config, const CustomReward& custom) {
     std::vector<double> seq_reward(R);
     for (int64_t i = 0; i < R; ++i)
       seq_reward[i] = pc.w_rm * r_rm[i] + pc.w_exec * r_exec[i] + r_custom[i] - pc.gamma * omega[i];
-    auto kl_tok = rl::kl_estimate(old_logp, ref_logp, pc.kl.estimator) * resp;  // (R, Wd)
+    auto kl_tok = kl_estimate(old_logp, ref_logp, pc.kl.estimator) * resp;  // (R, Wd)
     auto kl_seq = kl_tok.sum(1);                                               // (R)
     auto seq_r = torch::tensor(seq_reward, torch::kFloat).to(dev);
     const int64_t Wd = input.size(1);

@@ -7,14 +7,6 @@
 
 namespace codex::rl {
 
-torch::Tensor kl_estimate(const torch::Tensor& logp, const torch::Tensor& ref_logp, const std::string& estimator) {
-  auto log_r = ref_logp - logp;
-  if (estimator == "k1") return -log_r;
-  if (estimator == "k2") return 0.5 * log_r * log_r;
-  if (estimator == "k3") return torch::exp(log_r) - 1.0 - log_r;
-  throw UsageError("ppo.kl.estimator: expected k1, k2 or k3, got '" + estimator + "'");
-}
-
 GAE gae(const torch::Tensor& rewards, const torch::Tensor& values, const torch::Tensor& mask, double gamma,
         double lam) {
   TORCH_CHECK(rewards.sizes() == values.sizes() && rewards.sizes() == mask.sizes(), "gae: shape mismatch");

@@ -8,10 +8,8 @@
 
 namespace codex::rl {
 
-// Per-token KL estimate from the sampled token's log-probs under the policy and the reference
-// (Schulman): with log r = ref - logp,  k1 = -log r (can be negative per token; unbiased),
-// k3 = (r - 1) - log r (>= 0, unbiased). Same shape as the inputs.
-torch::Tensor kl_estimate(const torch::Tensor& logp, const torch::Tensor& ref_logp, const std::string& estimator);
+// The per-token KL estimates (k1, k2, k3) are codex::kl_estimate in ops/logprob.h: one definition
+// for the fused scoring op, the penalty and the logged KL.
 
 // GAE (Schulman et al. 2016) per row, over the masked steps: delta_t = r_t + gamma V_{t+1} - V_t
 // (V after the last real token = 0), A_t = delta_t + gamma lambda A_{t+1}; returns R = A + V

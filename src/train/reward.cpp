@@ -96,41 +96,26 @@ PairMetrics evaluate_pairs(GPT& model, const Tokenizer& tok, const std::vector<P
 json train_reward(const Config& config) {
   const RewardConfig& rc = config.reward;
   const TrainConfig& tc = config.train;
-  if (rc.init.empty()) throw UsageError("reward.init: expected the checkpoint whose trunk starts the reward model");
   if (rc.data.empty()) throw UsageError("reward.data: expected a preferences JSONL file");
-  const std::string init = resolve_checkpoint(rc.init);
-  LoadedModel base = load_model(init);
-  if (base.tokenizer_path.empty()) throw UsageError("reward.init: checkpoint " + init + " carries no tokenizer");
-  Tokenizer tok(base.tokenizer_path);
+  StartPoint init = load_start_point("reward.init", rc.init, "the checkpoint whose trunk starts the reward model");
+  LoadedModel& base = init.loaded;
+  Tokenizer tok(init.tokenizer_path);
   auto prefs = read_preferences(rc.data);
-  std::vector<Preference> val;
-  if (!rc.val_data.empty()) {
-    val = read_preferences(rc.val_data);
-  } else if (rc.val_fraction > 0 && prefs.size() >= 10) {
-    auto is_val = held_out(prefs.size(), rc.val_fraction, static_cast<uint64_t>(config.run.seed));
-    std::vector<Preference> kept;
-    for (size_t i = 0; i < prefs.size(); ++i) (is_val[i] ? val : kept).push_back(prefs[i]);
-    prefs = std::move(kept);
-  }
+  auto val = !rc.val_data.empty() ? read_preferences(rc.val_data)
+                                  : split_off_val(prefs, rc.val_fraction, static_cast<uint64_t>(config.run.seed));
   for (auto& p : prefs) p.margin += rc.margin;
   PairSeqs data = to_sequences(tok, prefs);
   const int64_t N = static_cast<int64_t>(prefs.size());
-  const int64_t per_step = tc.batch_size * tc.grad_accum;
-  const int64_t steps_per_epoch = (N + per_step - 1) / per_step;
-  const int64_t max_steps = config.explicitly_set.count("train.max_steps") && tc.max_steps > 0
-                                ? tc.max_steps
-                                : rc.epochs * steps_per_epoch;
+  const int64_t max_steps = steps_for_epochs(config, N, rc.epochs);
   Config cfg = config;
   if (!config.explicitly_set.count("optim.lr")) cfg.optim.lr = base.config.optim.lr * 0.1;
 
   Run run(cfg, "reward");
   const int W = run.dist().world_size(), rank = run.dist().rank();
-  if (tc.batch_size % W != 0)
-    throw UsageError("train.batch_size (" + std::to_string(tc.batch_size) + ") must be divisible by the world size (" +
-                     std::to_string(W) + ")");
+  run.require_divisible("train.batch_size", tc.batch_size);
   Fingerprint fp = {{"data", content_checksum(rc.data)},
-                    {"tokenizer", content_checksum(base.tokenizer_path)},
-                    {"init", content_checksum((fs::path(init) / "model.pt").string())}};
+                    {"tokenizer", content_checksum(init.tokenizer_path)},
+                    {"init", init.weights_checksum()}};
   json resume_state;
   if (run.resume_from()) resume_state = run.check_resume(fp);
 
@@ -138,8 +123,8 @@ json train_reward(const Config& config) {
   GPT model(base.gpt);
   model->add_scalar_head("reward_head");
   if (run.resume_from()) load_weights(*run.resume_from(), model);
-  else load_weights(init, model, LoadMode::trunk);  // the trunk of the LM; the head starts fresh
-  const std::string tokenizer_path = base.tokenizer_path;
+  else load_weights(init.dir, model, LoadMode::trunk);  // the trunk of the LM; the head starts fresh
+  const std::string tokenizer_path = init.tokenizer_path;
   base = LoadedModel{};
   model->to(run.device());
   run.dist().watch(model->parameters());

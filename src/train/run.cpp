@@ -85,6 +85,32 @@ std::vector<std::string> config_changes(const Config& saved, const Config& now, 
   return changes;
 }
 
+std::string StartPoint::weights_checksum() const { return content_checksum((fs::path(dir) / "model.pt").string()); }
+
+StartPoint load_start_point(const std::string& key, const std::string& spec, const std::string& expected) {
+  if (spec.empty()) throw UsageError(key + ": expected " + expected);
+  StartPoint s;
+  s.dir = resolve_checkpoint(spec);
+  s.loaded = load_model(s.dir);
+  s.tokenizer_path = s.loaded.tokenizer_path;
+  if (s.tokenizer_path.empty()) throw UsageError(key + ": checkpoint " + s.dir + " carries no tokenizer");
+  return s;
+}
+
+int64_t steps_for_epochs(const Config& cfg, int64_t n, int64_t epochs) {
+  const TrainConfig& tc = cfg.train;
+  if (tc.max_steps > 0 && cfg.explicitly_set.count("train.max_steps")) return tc.max_steps;
+  const int64_t per_step = tc.batch_size * tc.grad_accum;
+  return epochs * ((n + per_step - 1) / per_step);
+}
+
+void Run::require_divisible(const std::string& key, int64_t value) {
+  const int W = dist_->world_size();
+  if (value % W != 0)
+    throw UsageError(key + " (" + std::to_string(value) + ") must be divisible by the world size (" +
+                     std::to_string(W) + ")");
+}
+
 Run::Run(const Config& cfg, std::string trainer) : cfg_(cfg), trainer_(std::move(trainer)) {
   threads_ = configure_threads(cfg_.run.threads);
   device_ = pick_device(cfg_.run);

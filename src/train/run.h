@@ -30,6 +30,22 @@ const std::vector<std::string>& resumable_keys();
 // (those go to `allowed`) and `resume` itself.
 std::vector<std::string> config_changes(const Config& saved, const Config& now, std::vector<std::string>* allowed);
 
+// The checkpoint a fine-tuning trainer starts from: `spec` resolved (a run folder -> its latest
+// checkpoint) and loaded on the CPU; `key` (e.g. "sft.init") names it in messages. UsageError
+// when it is unset, missing, or carries no tokenizer.
+struct StartPoint {
+  std::string dir;             // the resolved checkpoint folder
+  LoadedModel loaded;          // released by the trainer once its own model holds the weights
+  std::string tokenizer_path;  // the checkpoint's tokenizer
+  // Content checksum of its weights (model.pt), for the run's fingerprint.
+  std::string weights_checksum() const;
+};
+StartPoint load_start_point(const std::string& key, const std::string& spec, const std::string& expected);
+
+// Steps of an epoch-based trainer: train.max_steps when given explicitly, else
+// epochs x ceil(n / (train.batch_size x train.grad_accum)).
+int64_t steps_for_epochs(const Config& cfg, int64_t n, int64_t epochs);
+
 class Run {
  public:
   // `trainer` labels logs ("pretrain", "sft", ...). Refuses a run.dir that holds a run unless
@@ -44,6 +60,8 @@ class Run {
   const torch::Device& device() const { return device_; }
   bool bf16() const { return bf16_; }
   int threads() const { return threads_; }
+  // UsageError unless `value` (config key `key`) divides evenly over the ranks.
+  void require_divisible(const std::string& key, int64_t value);
   // The checkpoint to resume from (resume=true and one exists).
   const std::optional<std::string>& resume_from() const { return resume_from_; }
 

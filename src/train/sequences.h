@@ -50,6 +50,17 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, uint64
 // A deterministic held-out split: true for round(fraction * n) examples (at least 1) chosen by a
 // seeded permutation; all false when fraction is 0 or n < 10.
 std::vector<bool> held_out(size_t n, double fraction, uint64_t seed);
+// Moves the held_out() share of `items` (only when there are at least 10) into the returned
+// validation list; the rest stay in `items`, in order.
+template <class T>
+std::vector<T> split_off_val(std::vector<T>& items, double fraction, uint64_t seed) {
+  std::vector<T> val, kept;
+  if (fraction <= 0 || items.size() < 10) return val;
+  const auto is_val = held_out(items.size(), fraction, seed);
+  for (size_t i = 0; i < items.size(); ++i) (is_val[i] ? val : kept).push_back(std::move(items[i]));
+  items = std::move(kept);
+  return val;
+}
 // {prompt, completion | response} lines of a JSONL file (score inputs, reward score inputs).
 std::vector<std::pair<std::string, std::string>> read_prompt_completions(const std::string& path);
 

@@ -134,22 +134,13 @@ json sft(const Config& config) {
   const SFTConfig& sc = config.sft;
   const TrainConfig& tc = config.train;
   // -- inputs, all checked before the run folder is touched --
-  if (sc.init.empty()) throw UsageError("sft.init: expected the checkpoint to fine-tune (an M0 run or a checkpoint folder)");
   if (sc.data.empty()) throw UsageError("sft.data: expected a problems or demos JSONL file");
-  const std::string init = resolve_checkpoint(sc.init);
-  LoadedModel base = load_model(init);
-  if (base.tokenizer_path.empty()) throw UsageError("sft.init: checkpoint " + init + " carries no tokenizer");
-  Tokenizer tok(base.tokenizer_path);
+  StartPoint init = load_start_point("sft.init", sc.init, "the checkpoint to fine-tune (an M0 run or a checkpoint folder)");
+  LoadedModel& base = init.loaded;
+  Tokenizer tok(init.tokenizer_path);
   auto pairs = sft_pairs(sc.data, sc.task);
-  std::vector<std::pair<std::string, std::string>> val_pairs;
-  if (!sc.val_data.empty()) {
-    val_pairs = sft_pairs(sc.val_data, sc.task);
-  } else if (sc.val_fraction > 0 && pairs.size() >= 10) {
-    auto is_val = held_out(pairs.size(), sc.val_fraction, static_cast<uint64_t>(config.run.seed));
-    std::vector<std::pair<std::string, std::string>> kept;
-    for (size_t i = 0; i < pairs.size(); ++i) (is_val[i] ? val_pairs : kept).push_back(pairs[i]);
-    pairs = std::move(kept);
-  }
+  auto val_pairs = !sc.val_data.empty() ? sft_pairs(sc.val_data, sc.task)
+                                        : split_off_val(pairs, sc.val_fraction, static_cast<uint64_t>(config.run.seed));
   Split data;
   for (auto& [p, c] : pairs) data.train.push_back(make_sequence(tok, p, c));
   for (auto& [p, c] : val_pairs) data.val.push_back(make_sequence(tok, p, c));
@@ -163,17 +154,13 @@ json sft(const Config& config) {
   const int64_t N = static_cast<int64_t>(data.train.size());
   const int64_t per_step = tc.batch_size * tc.grad_accum;
   const int64_t steps_per_epoch = (N + per_step - 1) / per_step;
-  const int64_t max_steps = tc.max_steps > 0 && config.explicitly_set.count("train.max_steps")
-                                ? tc.max_steps
-                                : sc.epochs * steps_per_epoch;
+  const int64_t max_steps = steps_for_epochs(config, N, sc.epochs);
 
   Run run(cfg, "sft");
-  if (tc.batch_size % run.dist().world_size() != 0)
-    throw UsageError("train.batch_size (" + std::to_string(tc.batch_size) + ") must be divisible by the world size (" +
-                     std::to_string(run.dist().world_size()) + ")");
+  run.require_divisible("train.batch_size", tc.batch_size);
   Fingerprint fp = {{"data", content_checksum(sc.data)},
-                    {"tokenizer", content_checksum(base.tokenizer_path)},
-                    {"init", content_checksum((fs::path(init) / "model.pt").string())}};
+                    {"tokenizer", content_checksum(init.tokenizer_path)},
+                    {"init", init.weights_checksum()}};
   if (!sc.val_data.empty()) fp["val_data"] = content_checksum(sc.val_data);
   json resume_state;
   if (run.resume_from()) resume_state = run.check_resume(fp);
@@ -181,7 +168,7 @@ json sft(const Config& config) {
   // -- model --
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   GPT model(gcfg);
-  load_weights(run.resume_from() ? *run.resume_from() : init, model,
+  load_weights(run.resume_from() ? *run.resume_from() : init.dir, model,
                run.resume_from() ? LoadMode::strict : LoadMode::trunk);
   base = LoadedModel{};  // the init copy is no longer needed
   model->to(run.device());

@@ -1,5 +1,6 @@
 // PPO / GRPO / RLOO math against hand-computed values.
 #include "rl/rl_math.h"
+#include "ops/logprob.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
