@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <iostream>
+#include <limits>
+#include <optional>
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
@@ -11,6 +13,7 @@
 #include "generate/generate.h"
 #include "tokenizer/tokenizer.h"
 #include "train/sequences.h"
+#include "train/sft.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -33,8 +36,11 @@ EvalSpec EvalSpec::from(const Config& cfg) {
 
 json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
                        const eval::Sandbox& sandbox, const EvalSpec& spec, const Config& cfg) {
-  if (spec.rerank != "none" && spec.rerank != "mean-logprob" && spec.rerank != "sum-logprob")
-    throw UsageError("--rerank: expected none, mean-logprob or sum-logprob, got '" + spec.rerank + "'");
+  if (spec.rerank != "none" && spec.rerank != "mean-logprob" && spec.rerank != "sum-logprob" &&
+      spec.rerank != "back-translation")
+    throw UsageError("--rerank: expected none, mean-logprob, sum-logprob or back-translation, got '" + spec.rerank + "'");
+  if (spec.rerank == "back-translation" && !(spec.codex_d && spec.codex_d_tok))
+    throw UsageError("--rerank back-translation needs --codex-d CKPT (a Codex-D model: sft.task=docstring)");
   make_output_dir(spec.out_dir, "evaluation output folder");
   const int64_t n = spec.n;
   SamplingOptions opt = SamplingOptions::from(cfg.generate, spec.seed);
@@ -63,6 +69,12 @@ json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval:
   const fs::path out(spec.out_dir);
   const std::string samples_path = (out / (spec.tag + "_samples.jsonl")).string();
   write_file_atomic(samples_path, samples_text);
+  std::vector<double> bt;
+  if (spec.rerank == "back-translation") {
+    std::vector<std::string> texts;
+    for (auto& e : evs) texts.push_back(e.completion);
+    bt = back_translation_scores(*spec.codex_d, *spec.codex_d_tok, problems, texts, n);
+  }
   eval::EvalReport rep = eval::evaluate(problems, evs, sandbox, spec.k);
   eval::write_results(eval::results_path_for(samples_path), evs, rep.results);
   std::string summary;
@@ -74,8 +86,9 @@ json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval:
     for (int64_t i = 0; i < n; ++i) {
       const size_t at = p * static_cast<size_t>(n) + static_cast<size_t>(i);
       c += rep.results[at].passed ? 1 : 0;
-      const double sc = spec.rerank == "sum-logprob" ? evs[at].line["sum_logprob"].get<double>()
-                                                     : evs[at].line["mean_logprob"].get<double>();
+      const double sc = spec.rerank == "back-translation" ? bt[at]
+                        : spec.rerank == "sum-logprob"    ? evs[at].line["sum_logprob"].get<double>()
+                                                          : evs[at].line["mean_logprob"].get<double>();
       if (sc > best_score) best_score = sc, best = i;
     }
     rate.push_back(static_cast<double>(c) / static_cast<double>(n));
@@ -106,6 +119,26 @@ json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval:
   result["n"] = n;
   result["samples"] = samples_path;
   return result;
+}
+
+std::vector<double> back_translation_scores(GPT& codex_d, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
+                                            const std::vector<std::string>& samples, int64_t n) {
+  TORCH_CHECK(samples.size() == problems.size() * static_cast<size_t>(n), "back_translation_scores: sample count");
+  std::vector<std::pair<std::string, std::string>> items;
+  std::vector<size_t> at;  // sample index of each item
+  for (size_t i = 0; i < samples.size(); ++i) {
+    eval::Problem q = problems[i / static_cast<size_t>(n)];
+    q.canonical_solution = samples[i];
+    auto task = docstring_task(q);
+    if (task.first.empty()) continue;
+    items.push_back(std::move(task));
+    at.push_back(i);
+  }
+  std::vector<double> out(samples.size(), -std::numeric_limits<double>::infinity());
+  auto scored = score_completions(codex_d, tok, items);
+  for (size_t j = 0; j < at.size(); ++j)
+    if (scored[j].tokens > 0) out[at[j]] = scored[j].logprob;
+  return out;
 }
 
 std::vector<Scored> score_completions(GPT& model, const Tokenizer& tok,
@@ -158,6 +191,16 @@ int run_eval_problems(cli::Invocation& inv) {
   Tokenizer tok(lm.tokenizer_path);
   EvalSpec spec = EvalSpec::from(cfg);
   spec.rerank = inv.get("rerank", "none");
+  std::optional<LoadedModel> dm;
+  std::optional<Tokenizer> dtok;
+  if (inv.has("codex-d")) {
+    if (spec.rerank != "back-translation") throw UsageError("--codex-d: only used with --rerank back-translation");
+    dm.emplace(load_model(inv.get("codex-d"), pick_device(cfg.run)));
+    if (dm->tokenizer_path.empty()) throw UsageError(dm->dir + ": checkpoint has no tokenizer (--codex-d)");
+    dtok.emplace(dm->tokenizer_path);
+    spec.codex_d = &dm->model;
+    spec.codex_d_tok = &*dtok;
+  }
   const fs::path ck(lm.dir);
   const fs::path run_dir = ck.parent_path().filename() == "checkpoints" ? ck.parent_path().parent_path() : ck;
   std::string stem = fs::path(problems_path).filename().string();
@@ -171,6 +214,7 @@ int run_eval_problems(cli::Invocation& inv) {
   r.erase("samples");
   r.erase("problems");
   r.erase("n");
+  r.erase("skipped_k");  // said on stderr and kept in the pass@k file; stdout holds the figures
   std::cout << r.dump() << std::endl;
   return 0;
 }
@@ -204,7 +248,8 @@ cli::Registrar eval_reg(
       {"workers", true, "sandboxes in parallel (0 = cores)", "eval.workers"},
       {"sandbox", true, "bwrap | rlimits-only (no isolation: unsafe)", "eval.sandbox"},
       {"seed", true, "sample i of problem p uses seed + p*n + i", "run.seed"},
-      {"rerank", true, "none | mean-logprob | sum-logprob: pick one of the n samples, report rerank@1"},
+      {"rerank", true, "none | mean-logprob | sum-logprob | back-translation: pick one of the n samples, report rerank@1"},
+      {"codex-d", true, "Codex-D checkpoint (sft.task=docstring) for --rerank back-translation"},
       {"out", true, "output folder (default <run>/eval/<problems file stem>)"}},
      false, run_eval_problems});
 cli::Registrar score_reg({"score", "", "log-probs of completions: one JSON line {logprob, tokens, mean_logprob} per input",

@@ -21,10 +21,20 @@ struct EvalSpec {
   int64_t max_new_tokens = 128;
   std::vector<int64_t> k = {1};
   uint64_t seed = 0;
-  std::string rerank = "none";  // none | mean-logprob | sum-logprob
+  // none | mean-logprob | sum-logprob (the policy's own log-prob of each sample) | back-translation
+  // (log P(the problem's docstring | signature + sample) under a Codex-D model: codex_d, codex_d_tok)
+  std::string rerank = "none";
+  GPT* codex_d = nullptr;
+  const Tokenizer* codex_d_tok = nullptr;
   std::string out_dir, tag;     // files: <out_dir>/<tag>_{samples,summary}.jsonl, ..._results.jsonl, _pass_at_k.json
   static EvalSpec from(const Config& cfg);  // eval.* keys
 };
+
+// Back-translation scores of each sample: log P_D(docstring | prompt without docstring + sample)
+// (sft.h's docstring_task on the problem with the sample as its body), -inf where the prompt has
+// no docstring. samples[p * n + i] belongs to problems[p].
+std::vector<double> back_translation_scores(GPT& codex_d, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
+                                            const std::vector<std::string>& samples, int64_t n);
 
 // Returns {"pass@k": x for k <= n, "problems": N, "n": n, "rerank@1": x when reranking,
 // "samples": path}. Sample i of problem p draws from seed + p*n + i.

@@ -5,11 +5,16 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
 #include "checkpoint/checkpoint.h"
 #include "data/practice.h"
 #include "helpers.h"
 #include "rl/prefs.h"
 #include "tokenizer/tokenizer.h"
+#include "train/sft.h"
 #include "train/finetune_fixture.h"
 
 using namespace codex;
@@ -91,4 +96,59 @@ TEST_CASE("eval problems with reranking and eval roundtrip run end to end", "[ev
   REQUIRE(k["problems"] == 6);
   REQUIRE(k.contains("pass@1"));
   REQUIRE(k.contains("roundtrip_pass@1"));
+}
+
+TEST_CASE("eval problems: back-translation reranking picks the sample whose docstring Codex-D finds likeliest",
+          "[eval][sft]") {
+  TempDir t;
+  const std::string m0 = codex::test::make_lm_checkpoint(t.path, 128);
+  LoadedModel lm = load_model(m0);
+  Tokenizer tok(lm.tokenizer_path);
+  PracticeSet ps = make_practice_set(0);
+  // Scores: log P(the problem's own docstring | prompt without it + the sample), per sample.
+  std::vector<eval::Problem> one = {ps.heldout[0]};
+  std::vector<std::string> samples = {ps.heldout[0].canonical_solution, "    return None\n"};
+  auto sc = back_translation_scores(lm.model, tok, one, samples, 2);
+  REQUIRE(sc.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    eval::Problem q = one[0];
+    q.canonical_solution = samples[i];
+    auto [dp, dc] = docstring_task(q);
+    REQUIRE(dp.find(samples[i]) != std::string::npos);  // the sample is what Codex-D reads
+    REQUIRE(!dc.empty());
+    REQUIRE(dp.find(dc.substr(0, dc.find('\n'))) == std::string::npos);  // ... and not the docstring it scores
+    REQUIRE(sc[i] == Approx(score_completions(lm.model, tok, {{dp, dc}}, 1)[0].logprob).epsilon(1e-9));
+  }
+  eval::Problem bare = one[0];
+  bare.prompt = "def f(x):\n";
+  REQUIRE(std::isinf(back_translation_scores(lm.model, tok, {bare}, {"    return x\n"}, 1)[0]));
+
+  // End to end: the picked sample of each problem is the argmax of those scores.
+  auto read_jsonl = [](const fs::path& f) {
+    std::vector<json> rows;
+    std::istringstream in(codex::test::read_text(f));
+    for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+    return rows;
+  };
+  std::string probs;
+  for (size_t i = 0; i < 4; ++i) probs += problem_to_json(ps.heldout[i]).dump() + "\n";
+  codex::test::write_text(t / "p.jsonl", probs);
+  const std::string base = "eval problems --checkpoint " + m0 + " --problems " + (t / "p.jsonl").string() +
+                           " --n 3 --k 1 --max-new-tokens 12 --temperature 1.0 --out " + (t / "ev").string();
+  auto r = run_cli(base + " --rerank back-translation --codex-d " + m0);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(json::parse(r.out).contains("rerank@1"));
+  std::vector<std::string> texts;
+  for (auto& line : read_jsonl(t / "ev" / "m0_t1_n3_samples.jsonl")) texts.push_back(line["completion"]);
+  std::vector<eval::Problem> four(ps.heldout.begin(), ps.heldout.begin() + 4);
+  auto want = back_translation_scores(lm.model, tok, four, texts, 3);
+  auto summary = read_jsonl(t / "ev" / "m0_t1_n3_summary.jsonl");
+  REQUIRE(summary.size() == 4);
+  for (size_t p = 0; p < 4; ++p) {
+    const auto best = std::max_element(want.begin() + p * 3, want.begin() + p * 3 + 3) - (want.begin() + p * 3);
+    CHECK(summary[p]["picked"] == best);
+  }
+  CHECK(run_cli(base + " --rerank back-translation").code == 2);                 // no Codex-D given
+  CHECK(run_cli(base + " --rerank mean-logprob --codex-d " + m0).code == 2);    // a Codex-D that nothing uses
 }
