@@ -81,8 +81,8 @@ json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval:
   double picked_pass = 0;
   std::vector<double> rate;  // per-problem share of passing samples (the pass@1 estimate of each)
   for (size_t p = 0; p < problems.size(); ++p) {
-    int64_t c = 0, best = -1;
-    double best_score = -1e300;
+    int64_t c = 0, best = 0;  // no usable score at all (e.g. no docstring): the first sample
+    double best_score = -std::numeric_limits<double>::infinity();
     for (int64_t i = 0; i < n; ++i) {
       const size_t at = p * static_cast<size_t>(n) + static_cast<size_t>(i);
       c += rep.results[at].passed ? 1 : 0;
