@@ -124,6 +124,7 @@ TEST_CASE("attention dispatch: model.attention chooses the implementation", "[op
   auto q = torch::randn({1, 2, 5, 8}), k = torch::randn({1, 2, 5, 8}), v = torch::randn({1, 2, 5, 8});
   REQUIRE(attention_path(q, 0.0, AttentionKind::Reference) == "ops");
   REQUIRE(attention_path(q, 0.0, AttentionKind::Fused) == "fused");
+  REQUIRE(attention_path(q, 0.0, AttentionKind::Auto) == "fused");  // the CPU default
   REQUIRE(attention_path(q, 0.1, AttentionKind::Auto) == "ops");  // dropout: LibTorch ops
   REQUIRE(attention_path(q.to(torch::kBFloat16), 0.0, AttentionKind::Fused) == "ops");
   // Non-contiguous inputs (the model's permuted q/k/v views) are fine.
