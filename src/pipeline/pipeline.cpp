@@ -308,6 +308,8 @@ class Pipeline {
       if (c.pipeline.reward_model) c.ppo.reward_model = (O / "07-reward").string();
       else c.ppo.w_rm = 0;
       c.ppo.prompts = (O / "04-problems" / "train.jsonl").string();
+      // U = alpha L_SFT + beta L_RLHF + gamma Omega: the SFT term on the SFT stage's own data.
+      if (c.ppo.alpha > 0 && c.ppo.ptx_data.empty()) c.ppo.ptx_data = (O / "05-sft" / "data.jsonl").string();
     }
     return c;
   }
