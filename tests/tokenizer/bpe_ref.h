@@ -48,15 +48,16 @@ inline std::vector<std::string> write_inputs(const std::filesystem::path& dir, c
   return out;
 }
 
-// tiktoken's ids for each file (encoding: r50k_base, p50k_base, ...).
-inline std::vector<std::vector<int32_t>> tiktoken_ids(const std::string& encoding, const std::vector<std::string>& files,
-                                                      const std::filesystem::path& scratch) {
+// The ids a reference script under tests/tokenizer/npm/ prints for each file (one JSON array a
+// line): `node <script> <arg> <list of files>`.
+inline std::vector<std::vector<int32_t>> node_ids(const std::string& script, const std::string& arg,
+                                                  const std::vector<std::string>& files, const std::filesystem::path& scratch) {
   std::string list;
   for (auto& f : files) list += f + "\n";
-  auto list_path = scratch / ("list_" + encoding + ".txt");
+  auto list_path = scratch / ("list_" + script + ".txt");
   write_text(list_path, list);
   auto r = run_shell("NPM_DIR=" + shell_quote(npm_dir()) + " node " +
-                     shell_quote(std::string(CODEX_TEST_DIR) + "/tokenizer/npm/tiktoken_ids.js") + " " + encoding + " " +
+                     shell_quote(std::string(CODEX_TEST_DIR) + "/tokenizer/npm/" + script) + " " + shell_quote(arg) + " " +
                      shell_quote(list_path.string()));
   INFO(r.err);
   REQUIRE(r.code == 0);
@@ -65,6 +66,12 @@ inline std::vector<std::vector<int32_t>> tiktoken_ids(const std::string& encodin
   for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line).get<std::vector<int32_t>>());
   REQUIRE(out.size() == files.size());
   return out;
+}
+
+// tiktoken's ids for each file (encoding: r50k_base, p50k_base, ...).
+inline std::vector<std::vector<int32_t>> tiktoken_ids(const std::string& encoding, const std::vector<std::string>& files,
+                                                      const std::filesystem::path& scratch) {
+  return node_ids("tiktoken_ids.js", encoding, files, scratch);
 }
 
 // A subset of the standard library that keeps a test fast: a few packages and every file

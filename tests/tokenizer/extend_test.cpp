@@ -56,19 +56,7 @@ fs::path make_gpt2_folder(const fs::path& root) {
 // @huggingface/tokenizers' ids for each file, from an exported folder's tokenizer.json.
 std::vector<std::vector<int32_t>> hf_js_ids(const fs::path& folder, const std::vector<std::string>& files,
                                             const fs::path& scratch) {
-  std::string list;
-  for (auto& f : files) list += f + "\n";
-  write_file_atomic(scratch / "hf_list.txt", list);
-  auto r = test::run_shell("NPM_DIR=" + q(test::npm_dir()) + " node " +
-                           q(std::string(CODEX_TEST_DIR) + "/tokenizer/npm/hf_ids.js") + " " + q(folder.string()) + " " +
-                           q((scratch / "hf_list.txt").string()));
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  std::vector<std::vector<int32_t>> out;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line).get<std::vector<int32_t>>());
-  REQUIRE(out.size() == files.size());
-  return out;
+  return test::node_ids("hf_ids.js", folder.string(), files, scratch);
 }
 
 }  // namespace
