@@ -106,6 +106,7 @@ json train_reward(const Config& config) {
   for (auto& p : prefs) p.margin += rc.margin;
   PairSeqs data = to_sequences(tok, prefs);
   const int64_t N = static_cast<int64_t>(prefs.size());
+  const int64_t per_step = tc.batch_size * tc.grad_accum;
   const int64_t max_steps = steps_for_epochs(config, N, rc.epochs);
   Config cfg = config;
   if (!config.explicitly_set.count("optim.lr")) cfg.optim.lr = base.config.optim.lr * 0.1;
