@@ -35,7 +35,11 @@ int main(int argc, char** argv) {
     codex::RewardModelHandle rm = codex::train_reward_model(prefs, rcfg);
     std::cout << "RM score(chosen) - score(rejected): "
               << rm.score(prefs[0].prompt, prefs[0].chosen) - rm.score(prefs[0].prompt, prefs[0].rejected) << "\n";
-    codex::ModelHandle m2 = codex::rlhf_ppo(m1, rm, {4, 1e-4, 0.1, 0, dir("m2"), tiny});
+    codex::RLHFCfg pcfg{4, 1e-4, 0.1, 0, dir("m2"), tiny};
+    pcfg.overrides["ppo.rollout.prompts_per_step"] = "1";  // one prompt: the one preference's
+    pcfg.overrides["ppo.rollout.samples_per_prompt"] = "2";
+    pcfg.overrides["ppo.rollout.max_new_tokens"] = "8";  // three lines give the model a short context
+    codex::ModelHandle m2 = codex::rlhf_ppo(m1, rm, pcfg);
     std::cout << "M2 completion: " << m2.generate("def add(a, b):", 16) << "\n";
   } catch (const codex::Error& e) {
     std::cerr << "quickstart: " << e.what() << "\n";

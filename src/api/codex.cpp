@@ -194,6 +194,11 @@ ModelHandle pretrain(const std::vector<std::string>& corpus, const PretrainCfg& 
     for (const auto& d : corpus) nonempty += !d.empty();
     if (nonempty == 0) throw Error("pretrain: the corpus is empty (give at least one non-empty document)");
     if (pc.steps < 1) throw Error("pretrain: steps must be >= 1, got " + std::to_string(pc.steps));
+    // Its tokenizer, data and checkpoints would be replaced: refused before anything is written.
+    for (const char* held : {"checkpoints", "tokenizer.model", "data"})
+      if (!pc.run_dir.empty() && fs::exists(fs::path(pc.run_dir) / held))
+        throw Error("pretrain: run_dir '" + pc.run_dir + "' already holds a run (" + held +
+                    "); choose another run_dir (nothing was changed)");
     const std::string run = make_run_dir(pc.run_dir, "pretrain");
 
     // the corpus as a JSONL file ({"text": ...} per document), what `data prepare` reads

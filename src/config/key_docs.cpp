@@ -140,6 +140,12 @@ const std::map<std::string, std::string>& config_key_docs() {
       {"pipeline.eval_sets", "evaluation sets of the final comparison (practice, humaneval)"},
       {"pipeline.humaneval_limit", "evaluate only the first N HumanEval problems (0 = all)"},
       {"pipeline.reward_model", "train a reward model and use it in PPO"},
+      {"problems.input", "corpus for data problems (dirs of *.py, .py files, JSONL(.gz) with text/content); empty = data.input"},
+      {"problems.max_tests", "assertions kept per problem (doctest examples or distinct traced calls)"},
+      {"problems.decontam_ngram", "drop a problem sharing an n-gram of this many word tokens with an evaluation set"},
+      {"problems.eval_sets", "problems files to decontaminate against (default: HumanEval)"},
+      {"problems.timeout", "seconds per sandboxed program (AST extraction, test replay, data filter)"},
+      {"problems.trace_timeout", "seconds the traced test command may run (data trace)"},
       {"resume", "continue from <run.dir>/checkpoints/latest (true: a fresh run when there is none; must: an error)"},
       {"overwrite", "replace a complete output (data, tokenizer, export, results); same as --force"},
   };

@@ -231,11 +231,11 @@ TEST_CASE("tokenizer CLI: train, encode, decode, stats and exit codes", "[tokeni
   REQUIRE(again.err.find("tokenizer train: tokenizer '" + run + "/tokenizer.model' already exists; pass --force") !=
           std::string::npos);
   REQUIRE(test::read_text(t / "run" / "tokenizer.model") == trained);
-  again = test::run_cli("tokenizer train run.dir=" + test::shell_quote(run) + " tokenizer.vocab_size=300 --force --input " +
+  again = test::run_cli("tokenizer train run.dir=" + test::shell_quote(run) + " tokenizer.vocab_size=350 --force --input " +
                         test::shell_quote((t / "corpus").string()));
   INFO(again.err);
   REQUIRE(again.code == 0);
-  REQUIRE(nlohmann::json::parse(again.out)["vocab_size"] == 300);
+  REQUIRE(nlohmann::json::parse(again.out)["vocab_size"] == 350);
   auto empty = test::run_cli("tokenizer train run.dir=" + test::shell_quote(run) + " --input " +
                              test::shell_quote((t / "nope").string()));
   REQUIRE(empty.code == 2);
