@@ -6,9 +6,12 @@
 #include "checkpoint/checkpoint.h"
 #include "helpers.h"
 #include "interop/hf.h"
+#include "interop/hf_tokenizer.h"
 #include "interop/safetensors.h"
 #include "tokenizer/bpe_ref.h"
+#include "tokenizer/tiny_tokenizer.h"
 #include "tokenizer/tokenizer.h"
+#include "train/finetune_fixture.h"
 #include "util/fs.h"
 
 #include <sstream>
@@ -198,4 +201,38 @@ TEST_CASE("export hf: tokenizer.json, vocab.json/merges.txt and configs that Hug
       REQUIRE(ours.encode(test::read_text(files[i])) == ref[i]);
     }
   }
+}
+
+TEST_CASE("export hf: our SentencePiece tokenizers as a tokenizer.json Hugging Face reads, same ids",
+          "[tokenizer][interop]") {
+  if (!test::npm_ready()) return;
+  test::TempDir t;
+  const std::string ck = test::make_lm_checkpoint(t.path);  // a 400-piece whitespace-run tokenizer
+  auto out = t / "hf";
+  auto r = test::run_cli("export hf --checkpoint " + q(ck) + " --out " + q(out.string()));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(fs::exists(out / "tokenizer.json"));
+  REQUIRE(fs::exists(out / "tokenizer.model"));  // ours too: `import hf` reads it first
+  // Its training corpus (many merges, whitespace runs, newlines) and standard-library files (mostly
+  // byte fallback for this small vocabulary, non-ASCII text included).
+  std::vector<std::string> files;
+  for (int i = 0; i < 4; ++i) files.push_back((t / "corpus" / ("m" + std::to_string(i) + ".py")).string());
+  auto lib = test::stdlib_subset();
+  files.insert(files.end(), lib.begin(), lib.begin() + std::min<std::ptrdiff_t>(20, static_cast<std::ptrdiff_t>(lib.size())));
+  auto check = [&](const std::string& tok_path, const fs::path& folder) {
+    Tokenizer ours(tok_path);
+    REQUIRE(ours.kind() == Tokenizer::Kind::kSentencePiece);
+    auto ref = hf_js_ids(folder, files, t.path);
+    for (size_t i = 0; i < files.size(); ++i) {
+      INFO(tok_path << " " << files[i]);
+      REQUIRE(ours.encode(test::read_text(files[i])) == ref[i]);
+    }
+  };
+  check(ck, out);
+  // The plain variant (spaces start words, '\n' a symbol of its own) too.
+  const std::string plain = test::train_tiny_tokenizer(t.path, false, 400, "plain");
+  fs::create_directories(t / "hf_plain");
+  write_file_atomic(t / "hf_plain" / "tokenizer.json", interop::spm_tokenizer_json(plain));
+  check(plain, t / "hf_plain");
 }
