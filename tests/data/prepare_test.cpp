@@ -259,7 +259,7 @@ std::vector<std::string> hidden_entries(const fsys::path& dir) {
 
 }  // namespace
 
-TEST_CASE("data prepare: complete data is replaced only with --force; failures and Ctrl-C leave it intact", "[data]") {
+TEST_CASE("data prepare: complete data is replaced only with --force, and failures and Ctrl-C leave it intact", "[data]") {
   test::TempDir t;
   std::string model = test::train_tiny_tokenizer(t.path);
   const std::string base = "data prepare run.dir=" + test::shell_quote((t / "run").string()) + " --tokenizer " +

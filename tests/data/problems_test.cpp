@@ -47,7 +47,7 @@ TEST_CASE("word n-grams: tokens, overlaps and the planted-copy case", "[data]") 
   CHECK_FALSE(idx.overlaps("beta gamma"));            // shorter than n
 }
 
-TEST_CASE("data problems: doctests become exactly the expected tests; drops counted per reason", "[data]") {
+TEST_CASE("data problems: doctests become exactly the expected tests, and drops counted per reason", "[data]") {
   test::TempDir t;
   // The fixture package plus a planted HumanEval problem (HumanEval/0, verbatim).
   auto pkg = t / "pkg";
@@ -142,7 +142,7 @@ TEST_CASE("data problems / trace: bad inputs are one-line errors", "[data]") {
   CHECK(errors == 1);
 }
 
-TEST_CASE("data trace: recorded calls become tests; nondeterministic, mutating and raising calls are dropped", "[data]") {
+TEST_CASE("data trace: recorded calls become tests, and nondeterministic, mutating and raising calls are dropped", "[data]") {
   test::TempDir t;
   auto r = run_cli("data trace --package " + shell_quote(kFixtures + "trace_pkg") +
                    " --command 'python3 -m unittest -q test_calc' --eval-set " + shell_quote(kHumanEval) +

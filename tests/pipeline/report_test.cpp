@@ -177,7 +177,7 @@ TEST_CASE("report: partial and empty run folders render, missing parts said", "[
   CHECK_THROWS_AS(report::render_report((tmp / "nope").string()), UsageError);
 }
 
-TEST_CASE("report: the command writes report.html; a bad folder is exit 2 with one line", "[report][cli]") {
+TEST_CASE("report: the command writes report.html, and a bad folder is exit 2 with one line", "[report][cli]") {
   TempDir tmp;
   fs::path run = copy_fixture(tmp);
   auto r = run_cli("report --run " + shell_quote(run.string()));

@@ -60,7 +60,7 @@ int count_entries(const std::filesystem::path& dir) {
 }
 }  // namespace
 
-TEST_CASE("StagedOutput: a folder appears whole on commit; an abandoned one leaves the old output", "[util]") {
+TEST_CASE("StagedOutput: a folder appears whole on commit, and an abandoned one leaves the old output", "[util]") {
   TempDir t;
   const auto out = t / "out";
   {
@@ -107,7 +107,7 @@ TEST_CASE("StagedOutput: a folder appears whole on commit; an abandoned one leav
   REQUIRE_THROWS_AS(StagedOutput(t / "f.json", StagedOutput::Kind::kDir), UsageError);
 }
 
-TEST_CASE("check_overwrite: a file or non-empty folder needs force; the message says how", "[util]") {
+TEST_CASE("check_overwrite: a file or non-empty folder needs force, and the message says how", "[util]") {
   TempDir t;
   REQUIRE_NOTHROW(check_overwrite(t / "missing", "x", false));
   std::filesystem::create_directories(t / "empty");
