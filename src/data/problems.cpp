@@ -148,20 +148,7 @@ std::vector<FunctionCandidate> extract_candidates(const std::vector<std::pair<st
       ++counter(stats, "files", "extract_failed");
       continue;
     }
-    size_t start = 0;
-    const std::string& o = r.stdout_text;
-    while (start < o.size()) {
-      size_t end = o.find('\n', start);
-      if (end == std::string::npos) end = o.size();
-      std::string line = o.substr(start, end - start);
-      start = end + 1;
-      if (line.empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception&) {
-        continue;  // cannot happen with the extractor's own output
-      }
+    for (const auto& j : json_lines(r.stdout_text)) {
       std::string kind = j.value("kind", "");
       if (kind == "file") {
         ++counter(stats, "files", j.value("status", "ok"));
@@ -342,6 +329,23 @@ void write_outputs(const fs::path& dir, const std::string& name, const std::vect
 }
 
 }  // namespace
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    try {
+      out.push_back(nlohmann::json::parse(line));
+    } catch (const std::exception&) {
+      // not a line of the program's protocol
+    }
+  }
+  return out;
+}
 
 nlohmann::ordered_json make_problems(const Config& cfg) {
   std::vector<std::string> inputs = cfg.problems.input.empty() ? cfg.data.input : cfg.problems.input;

@@ -82,4 +82,7 @@ extern const char* const kDefaultTraceCommand;
 // A Python string literal holding `s` (JSON string syntax is valid Python; invalid UTF-8 replaced).
 std::string python_string_literal(const std::string& s);
 
+// The JSON values of a sandboxed program's stdout, one per line (empty and unparsable lines skipped).
+std::vector<nlohmann::json> json_lines(const std::string& text);
+
 }  // namespace codex

@@ -130,20 +130,7 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
   std::map<std::tuple<std::string, int64_t, std::string>, std::map<std::pair<size_t, std::string>, Call>> by_fn;
   nlohmann::ordered_json cmd_info = nlohmann::ordered_json::object();
   int64_t recorded = 0, inconsistent = 0, mutated = 0;
-  size_t start = 0;
-  const std::string& o = res.stdout_text;
-  while (start < o.size()) {
-    size_t end = o.find('\n', start);
-    if (end == std::string::npos) end = o.size();
-    std::string line = o.substr(start, end - start);
-    start = end + 1;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception&) {
-      continue;
-    }
+  for (const auto& j : json_lines(res.stdout_text)) {
     if (j.value("kind", "") == "command") {
       cmd_info["status"] = j["status"];
       cmd_info["processes"] = j["processes"];

@@ -90,6 +90,15 @@ Axis nice_axis(double lo, double hi, int target = 5) {
 
 const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
+// The chart's <svg> element, white background and centred title (both chart kinds).
+void svg_open(std::ostringstream& s, const ChartOptions& opt) {
+  s << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << opt.width << ' ' << opt.height
+    << "\" role=\"img\" aria-label=\"" << html_escape(opt.title) << "\">";
+  s << "<rect x=\"0\" y=\"0\" width=\"" << opt.width << "\" height=\"" << opt.height << "\" fill=\"#fff\"/>";
+  s << "<text x=\"" << coord(opt.width / 2.0) << "\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">"
+    << html_escape(opt.title) << "</text>";
+}
+
 }  // namespace
 
 std::string svg_line_chart(const std::vector<Series>& series, const ChartOptions& opt) {
@@ -97,11 +106,7 @@ std::string svg_line_chart(const std::vector<Series>& series, const ChartOptions
   const double left = 62, right = 14, top = 46, bottom = 42;
   const double pw = W - left - right, ph = H - top - bottom;
   std::ostringstream s;
-  s << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << opt.width << ' ' << opt.height
-    << "\" role=\"img\" aria-label=\"" << html_escape(opt.title) << "\">";
-  s << "<rect x=\"0\" y=\"0\" width=\"" << opt.width << "\" height=\"" << opt.height << "\" fill=\"#fff\"/>";
-  s << "<text x=\"" << coord(W / 2) << "\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">"
-    << html_escape(opt.title) << "</text>";
+  svg_open(s, opt);
 
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   size_t finite = 0;
@@ -181,11 +186,7 @@ std::string svg_bar_chart(const std::vector<std::string>& series, const std::vec
   const double left = 62, right = 14, top = 46, bottom = 42;
   const double pw = W - left - right, ph = H - top - bottom;
   std::ostringstream s;
-  s << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << opt.width << ' ' << opt.height
-    << "\" role=\"img\" aria-label=\"" << html_escape(opt.title) << "\">";
-  s << "<rect x=\"0\" y=\"0\" width=\"" << opt.width << "\" height=\"" << opt.height << "\" fill=\"#fff\"/>";
-  s << "<text x=\"" << coord(W / 2) << "\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">"
-    << html_escape(opt.title) << "</text>";
+  svg_open(s, opt);
   s << "<rect x=\"" << coord(left) << "\" y=\"" << coord(top) << "\" width=\"" << coord(pw) << "\" height=\""
     << coord(ph) << "\" fill=\"none\" stroke=\"#888\"/>";
   double hi = 0;
