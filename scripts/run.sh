@@ -4,6 +4,7 @@
 # execution, reward model, M2 (PPO), then M0 / M1 / M2 on held-out problems and HumanEval.
 # Rerunning resumes (finished stages are skipped). With arguments, runs `codex-train <arguments>`.
 #   scripts/run.sh                      # the main job, into runs/main (CODEX_RUN_DIR to change)
+#                                       # as 2 Gloo ranks of 1 thread (CODEX_NPROC to change)
 #   scripts/run.sh pretrain --config configs/pretrain/tiny.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,8 @@ if [ $# -gt 0 ]; then exec "$BIN" "$@"; fi
 RUN=${CODEX_RUN_DIR:-runs/main}
 CORPUS=${CODEX_CORPUS:-/usr/lib/python3.11}
 start=$(date +%s)
-"$BIN" pipeline --corpus "$CORPUS" --output-dir "$RUN" --config configs/pipeline/main.yaml >/dev/null
+scripts/launch.sh --nproc-per-node "${CODEX_NPROC:-2}" -- \
+  "$BIN" pipeline --corpus "$CORPUS" --output-dir "$RUN" --config configs/pipeline/main.yaml >/dev/null
 echo "== main job done in $(( $(date +%s) - start ))s" >&2
 python3 - "$RUN/summary.json" <<'PY' >&2
 import json, sys
