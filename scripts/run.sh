@@ -20,9 +20,10 @@ scripts/launch.sh --nproc-per-node "${CODEX_NPROC:-2}" -- \
 echo "== main job done in $(( $(date +%s) - start ))s" >&2
 python3 - "$RUN/summary.json" <<'PY' >&2
 import json, sys
-s = json.load(open(sys.argv[1]))["models"]
+full = json.load(open(sys.argv[1]))
+s = full["models"]
 sets = sorted({k for m in s.values() for k in m})
-print("%-22s %s" % ("pass@k", "  ".join("%-8s" % m for m in s)))
+print("%-25s %s" % ("pass@k", "  ".join("%-12s" % m for m in s)))
 for st in sets:
     keys = sorted({k for m in s.values() for k in m.get(st, {}) if k.startswith("pass@") and "ci" not in k})
     for k in keys:
@@ -31,6 +32,9 @@ for st in sets:
             v = s[m].get(st, {})
             ci = v.get("pass@1_ci95") if k == "pass@1" else None
             row.append(("%.3f" % v[k] + ("±%.3f" % ci if ci is not None else "")) if k in v else "-")
-        print("%-22s %s" % (st + " " + k, "  ".join("%-8s" % x for x in row)))
+        print("%-25s %s" % (st + " " + k, "  ".join("%-12s" % x for x in row)))
+for st, steps in sorted(full.get("paired", {}).items()):  # paired over the same problems
+    for step, d in sorted(steps.items()):
+        print("%-25s %+.3f ± %.3f (paired, %d problems)" % (st + " " + step, d["pass@1"], d["ci95"], d["problems"]))
 PY
 echo "report: $RUN/report.html" >&2

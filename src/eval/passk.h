@@ -3,6 +3,7 @@
 //   pass@k = E_problems[ 1 - C(n - c, k) / C(n, k) ]
 // for n samples per problem of which c passed. The ratio of binomials is computed as the
 // product prod_{i = n-c+1}^{n} (1 - k / i), which never forms a huge binomial coefficient.
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -37,6 +38,30 @@ inline std::map<int64_t, double> mean_pass_at_k(const std::vector<std::pair<int6
     out[k] = sum / static_cast<double>(n_c.size());
   }
   return out;
+}
+
+// Mean of x and the half-width of its 95% confidence interval, 1.96 x the standard error of the
+// mean (sample variance, n - 1). Used for the sampling noise of pass@1 (x = each problem's share
+// of passing samples) and for the paired difference of two models on the same problems (x = the
+// per-problem differences), which removes the between-problem variance both models share.
+struct MeanCi {
+  double mean = 0;
+  double ci95 = 0;  // 0 for fewer than two values
+  size_t count = 0;
+};
+
+inline MeanCi mean_ci95(const std::vector<double>& x) {
+  MeanCi r;
+  r.count = x.size();
+  if (x.empty()) return r;
+  for (double v : x) r.mean += v;
+  r.mean /= static_cast<double>(x.size());
+  if (x.size() < 2) return r;
+  double var = 0;
+  for (double v : x) var += (v - r.mean) * (v - r.mean);
+  var /= static_cast<double>(x.size() - 1);
+  r.ci95 = 1.96 * std::sqrt(var / static_cast<double>(x.size()));
+  return r;
 }
 
 }  // namespace codex::eval

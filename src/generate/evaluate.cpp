@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include "checkpoint/checkpoint.h"
@@ -106,19 +107,33 @@ json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval:
   json result = json::parse(eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k));
   if (spec.rerank != "none") result["rerank@1"] = problems.empty() ? 0.0 : picked_pass / problems.size();
   // Sampling noise of pass@1: 1.96 x the standard error of the mean of the per-problem rates.
-  if (rate.size() > 1) {
-    double m = 0, v = 0;
-    for (double r : rate) m += r;
-    m /= static_cast<double>(rate.size());
-    for (double r : rate) v += (r - m) * (r - m);
-    v /= static_cast<double>(rate.size() - 1);
-    result["pass@1_ci95"] = 1.96 * std::sqrt(v / static_cast<double>(rate.size()));
-  }
+  if (rate.size() > 1) result["pass@1_ci95"] = eval::mean_ci95(rate).ci95;
   write_file_atomic(out / (spec.tag + "_pass_at_k.json"), result.dump() + "\n");
   result["problems"] = problems.size();
   result["n"] = n;
   result["samples"] = samples_path;
   return result;
+}
+
+nlohmann::json paired_pass_at_1(const std::string& a_summary, const std::string& b_summary) {
+  auto rates = [](const std::string& path) {
+    std::map<std::string, double> r;
+    for_each_jsonl(path, [&](int64_t line, const json& j) {
+      const std::string id = jsonl_string(j, "task_id", path, line);
+      if (!j.contains("n") || !j["n"].is_number_integer() || j["n"].get<int64_t>() < 1 || !j.contains("passed") ||
+          !j["passed"].is_number_integer() || j["passed"].get<int64_t>() < 0 ||
+          j["passed"].get<int64_t>() > j["n"].get<int64_t>())
+        jsonl_error(path, line, "need integers 0 <= passed <= n and n >= 1");
+      r[id] = static_cast<double>(j["passed"].get<int64_t>()) / static_cast<double>(j["n"].get<int64_t>());
+    }, "per-problem results");
+    return r;
+  };
+  const auto a = rates(a_summary), b = rates(b_summary);
+  std::vector<double> diff;
+  for (const auto& [id, rb] : b)
+    if (auto it = a.find(id); it != a.end()) diff.push_back(rb - it->second);
+  const eval::MeanCi d = eval::mean_ci95(diff);
+  return {{"pass@1", d.mean}, {"ci95", d.ci95}, {"problems", d.count}};
 }
 
 std::vector<double> back_translation_scores(GPT& codex_d, const Tokenizer& tok, const std::vector<eval::Problem>& problems,

@@ -41,6 +41,13 @@ std::vector<double> back_translation_scores(GPT& codex_d, const Tokenizer& tok, 
 nlohmann::json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
                                  const eval::Sandbox& sandbox, const EvalSpec& spec, const Config& cfg);
 
+// Paired difference of pass@1 between two evaluations of the same problems, from the per-problem
+// `<tag>_summary.jsonl` files evaluate_problems writes ({"task_id","n","passed"} per line): the mean
+// over the problems both files hold of passed_b/n_b - passed_a/n_a, with its 95% half-width
+// (eval::mean_ci95 of the differences). {"pass@1": delta, "ci95": h, "problems": N}. A malformed
+// file is a UsageError naming file:line.
+nlohmann::json paired_pass_at_1(const std::string& a_summary, const std::string& b_summary);
+
 // Sum / count / mean of the log-probs of each completion given its prompt (temperature 1, the
 // end-of-text token not included), batched: the same as scoring one by one.
 struct Scored {

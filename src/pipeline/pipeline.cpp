@@ -272,6 +272,7 @@ class Pipeline {
       summaries_[st] = summary;
     }
     json summary = read_summary();
+    if (rank_ == 0 && add_paired(summary)) write_file_atomic(fs::path(out_) / "summary.json", summary.dump(2) + "\n");
     if (rank_ == 0) {
       try {
         run_self({"report", "--run", out_}, "report");
@@ -513,6 +514,36 @@ class Pipeline {
     }
     write_file_atomic(O / "summary.json", out.dump(2) + "\n");
     return out;
+  }
+
+  // summary["paired"][set]["M1-M0" | "M2-M1"]: the paired pass@1 difference of consecutive models on
+  // the same problems with its 95% half-width, from their per-problem results in 09-eval (the noise
+  // of "did this stage help?", tighter than comparing the two models' own intervals). Returns
+  // whether it added or changed anything.
+  bool add_paired(json& summary) const {
+    if (!summary.is_object() || !summary.contains("models") || !summary["models"].is_object()) return false;
+    const fs::path ev = fs::path(out_) / "09-eval";
+    auto per_problem = [&](const std::string& model, const std::string& set) -> std::string {
+      std::vector<fs::path> found;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(ev / model / set, ec)) {
+        const std::string f = e.path().filename().string();
+        if (f.size() > 14 && f.compare(f.size() - 14, 14, "_summary.jsonl") == 0) found.push_back(e.path());
+      }
+      return found.size() == 1 ? found[0].string() : std::string();
+    };
+    json paired = json::object();
+    const std::vector<std::pair<std::string, std::string>> steps = {{"M0", "M1"}, {"M1", "M2"}};
+    for (const auto& [a, b] : steps) {
+      if (!summary["models"].contains(a) || !summary["models"][a].is_object()) continue;
+      for (auto it = summary["models"][a].begin(); it != summary["models"][a].end(); ++it) {
+        const std::string fa = per_problem(a, it.key()), fb = per_problem(b, it.key());
+        if (!fa.empty() && !fb.empty()) paired[it.key()][b + "-" + a] = paired_pass_at_1(fa, fb);
+      }
+    }
+    if (paired.empty() || (summary.contains("paired") && summary["paired"] == paired)) return false;
+    summary["paired"] = paired;
+    return true;
   }
 
   json read_summary() {

@@ -473,6 +473,27 @@ std::string section_passk(const Run& run) {
       }
       s += "</tr>";
     }
+    // the paired difference to the model before (summary["paired"], written by the pipeline)
+    const json* paired = run.summary->contains("paired") && (*run.summary)["paired"].is_object() &&
+                                 (*run.summary)["paired"].contains(set) && (*run.summary)["paired"][set].is_object()
+                             ? &(*run.summary)["paired"][set]
+                             : nullptr;
+    if (paired) {
+      s += "<tr><td>Δ pass@1, paired (95% CI)</td>";
+      for (const auto& m : names) {
+        std::string cell = "–";
+        for (auto it = paired->begin(); it != paired->end(); ++it)
+          if (it.key().rfind(m + "-", 0) == 0 && it.value().is_object() && it.value().contains("pass@1") &&
+              it.value()["pass@1"].is_number() && it.value().contains("ci95") && it.value()["ci95"].is_number()) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%+.3f ± %.3f vs ", it.value()["pass@1"].get<double>(),
+                          it.value()["ci95"].get<double>());
+            cell = buf + it.key().substr(m.size() + 1);
+          }
+        s += "<td class=\"num\">" + html_escape(cell) + "</td>";
+      }
+      s += "</tr>";
+    }
     s += "</table></div>";
   }
   s += "</div>";

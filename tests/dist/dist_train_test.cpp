@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "helpers.h"
+#include "tokenizer/tiny_tokenizer.h"
 #include "train/train_fixture.h"
 
 using namespace codex::test;
@@ -217,4 +218,31 @@ TEST_CASE("dist train: SIGTERM to one rank stops every rank at the same step wit
     return v;
   };
   REQUIRE(strip(metrics(t / "full")) == strip(metrics(t / "run")));
+}
+
+TEST_CASE("dist train: the pipeline under launch.sh runs every training stage on both ranks", "[dist][pipeline]") {
+  TempDir t;
+  for (int i = 0; i < 6; ++i)
+    write_text(t / "corpus" / ("m" + std::to_string(i) + ".py"), synthetic_python(40, 300 + i));
+  const std::string cmd = "pipeline --corpus " + (t / "corpus").string() + " --output-dir " + (t / "o").string() +
+                          " --config " + std::string(CODEX_SOURCE_DIR) + "/configs/pipeline/tiny.yaml dist.timeout_s=60";
+  auto r = launch(2, cmd);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  for (auto s : {"01-tokenizer", "02-data", "03-pretrain", "04-problems", "05-sft", "06-prefs", "07-reward", "08-ppo",
+                 "09-eval"})
+    REQUIRE(std::filesystem::exists(t / "o" / s / "DONE"));
+  // each trainer joined the 2-rank group (one line per trainer on rank 1), the other stages ran once
+  // every trainer formed the 2-rank group (rank 0 says so once per trainer)
+  size_t groups = 0;
+  for (size_t at = 0; (at = r.err.find("dist: rank 0/2", at)) != std::string::npos; ++at) ++groups;
+  CHECK(groups == 4);  // pretrain, sft, reward, ppo
+  auto summary = nlohmann::json::parse(read_text(t / "o" / "summary.json"));
+  for (auto m : {"M0", "M1", "M2"}) CHECK(summary["models"][m]["practice_heldout"].contains("pass@1"));
+  // the same command from one process finds every stage done (the world size is not part of a stage)
+  auto again = run_cli(cmd);
+  INFO(again.err);
+  REQUIRE(again.code == 0);
+  CHECK(again.err.find("08-ppo done earlier; skipped") != std::string::npos);
+  CHECK(again.err.find("---- ") == std::string::npos);
 }

@@ -31,6 +31,22 @@ TEST_CASE("pass@k: mean over problems keeps only k <= n of every problem", "[eva
   CHECK(mean_pass_at_k({}, {1}).empty());
 }
 
+TEST_CASE("pass@k: mean and 95% half-width of per-problem rates, hand-computed", "[eval]") {
+  // {0, 0.5, 1}: mean 0.5, sample variance (0.25 + 0 + 0.25) / 2 = 0.25, SE = sqrt(0.25 / 3)
+  auto r = codex::eval::mean_ci95({0.0, 0.5, 1.0});
+  CHECK(r.count == 3);
+  CHECK(r.mean == Approx(0.5).epsilon(1e-15));
+  CHECK(r.ci95 == Approx(1.96 * std::sqrt(0.25 / 3.0)).epsilon(1e-15));
+  // paired differences {+0.1, +0.1, +0.3, -0.1}: mean 0.1, variance (0 + 0 + 0.04 + 0.04) / 3
+  auto d = codex::eval::mean_ci95({0.1, 0.1, 0.3, -0.1});
+  CHECK(d.mean == Approx(0.1).epsilon(1e-12));
+  CHECK(d.ci95 == Approx(1.96 * std::sqrt(0.08 / 3.0 / 4.0)).epsilon(1e-12));
+  auto one = codex::eval::mean_ci95({0.7});  // one value: a mean, no interval
+  CHECK(one.mean == 0.7);
+  CHECK(one.ci95 == 0.0);
+  CHECK(codex::eval::mean_ci95({}).count == 0);
+}
+
 TEST_CASE("pass@k: matches an independent exact-fraction Python estimator", "[eval]") {
   // Python computes 1 - C(n-c,k)/C(n,k) with exact integers (math.comb + fractions).
   std::ostringstream cases;

@@ -14,6 +14,7 @@
 #include "helpers.h"
 #include "rl/prefs.h"
 #include "tokenizer/tokenizer.h"
+#include "util/error.h"
 #include "train/sft.h"
 #include "train/finetune_fixture.h"
 
@@ -148,4 +149,29 @@ TEST_CASE("eval problems: back-translation reranking scores samples by Codex-D l
   CHECK(j["rerank@1"].get<double>() == Approx(passed / 4.0));
   CHECK(run_cli(base + " --rerank back-translation").code == 2);                 // no Codex-D given
   CHECK(run_cli(base + " --rerank mean-logprob --codex-d " + m0).code == 2);    // a Codex-D that nothing uses
+}
+
+TEST_CASE("paired pass@1: per-problem differences on the problems both runs hold, hand-computed", "[eval]") {
+  TempDir t;
+  codex::test::write_text(t / "a.jsonl", "{\"task_id\":\"p1\",\"n\":10,\"passed\":1}\n"
+                                         "{\"task_id\":\"p2\",\"n\":10,\"passed\":5}\n"
+                                         "{\"task_id\":\"p3\",\"n\":10,\"passed\":0}\n"
+                                         "{\"task_id\":\"only_a\",\"n\":10,\"passed\":9}\n");
+  codex::test::write_text(t / "b.jsonl", "{\"task_id\":\"p3\",\"n\":10,\"passed\":4}\n"
+                                         "{\"task_id\":\"p1\",\"n\":10,\"passed\":2}\n"
+                                         "{\"task_id\":\"p2\",\"n\":10,\"passed\":5}\n");
+  auto d = codex::paired_pass_at_1((t / "a.jsonl").string(), (t / "b.jsonl").string());
+  // differences by task id {+0.1, 0, +0.4}: mean 1/6, sample variance ((0.1-1/6)^2 + (1/6)^2 + (0.4-1/6)^2) / 2
+  const double m = 0.5 / 3.0;
+  const double var = ((0.1 - m) * (0.1 - m) + m * m + (0.4 - m) * (0.4 - m)) / 2.0;
+  CHECK(d["problems"] == 3);
+  CHECK(d["pass@1"].get<double>() == Approx(m).epsilon(1e-12));
+  CHECK(d["ci95"].get<double>() == Approx(1.96 * std::sqrt(var / 3.0)).epsilon(1e-12));
+  codex::test::write_text(t / "bad.jsonl", "{\"task_id\":\"p1\",\"n\":10,\"passed\":11}\n");
+  try {
+    codex::paired_pass_at_1((t / "a.jsonl").string(), (t / "bad.jsonl").string());
+    FAIL("no error");
+  } catch (const codex::UsageError& e) {
+    CHECK(std::string(e.what()).find("bad.jsonl:1") != std::string::npos);
+  }
 }

@@ -86,6 +86,15 @@ TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is r
     REQUIRE(fs::exists(t / "o" / s / "DONE"));
   auto summary = json::parse(read_text(t / "o" / "summary.json"));
   for (auto m : {"M0", "M1", "M2"}) REQUIRE(summary["models"][m]["practice_heldout"].contains("pass@1"));
+  // the paired difference of consecutive models is the difference of their pass@1 (same problems, same n)
+  for (auto [a, b] : {std::pair<const char*, const char*>{"M0", "M1"}, {"M1", "M2"}}) {
+    const json& d = summary["paired"]["practice_heldout"][std::string(b) + "-" + a];
+    CHECK(d["problems"] == 70);
+    CHECK(d["pass@1"].get<double>() == Approx(summary["models"][b]["practice_heldout"]["pass@1"].get<double>() -
+                                              summary["models"][a]["practice_heldout"]["pass@1"].get<double>())
+                                           .margin(1e-12));
+    CHECK(d["ci95"].get<double>() >= 0);
+  }
   REQUIRE(json::parse(read_text(t / "o" / "06-prefs" / "DONE"))["given"] == 1);
   REQUIRE(fs::exists(t / "o" / "08-ppo" / "metrics.jsonl"));
   // rerun: nothing to do

@@ -119,6 +119,10 @@ TEST_CASE("report: the fixture run renders every section", "[report]") {
   for (const char* m : {">M0<", ">M1<", ">M2<"}) CHECK(html.find(m) != std::string::npos);
   CHECK(html.find("<td class=\"num best\">0.26</td>") != std::string::npos);
   CHECK(html.find("<td class=\"num\">0.05</td>") != std::string::npos);
+  // the paired differences: a row on the practice set (M0 has no model before it), none on humaneval
+  CHECK(html.find("<td>Δ pass@1, paired (95% CI)</td><td class=\"num\">–</td><td class=\"num\">+0.130 ± 0.050 vs M0</td>"
+                  "<td class=\"num\">+0.080 ± 0.100 vs M1</td>") != std::string::npos);
+  CHECK(count(html, "paired (95% CI)") == 1);
   // data statistics
   CHECK(html.find("tokens_per_byte") != std::string::npos);
   CHECK(html.find("avg_line_length") != std::string::npos);
