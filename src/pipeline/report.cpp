@@ -468,7 +468,10 @@ std::string section_passk(const Run& run) {
           s += "<td class=\"missing\">–</td>";
           continue;
         }
-        bool top = v->is_number() && v->get<double>() == best && k.rfind("pass@", 0) == 0;
+        // the best pass@k of the row (not its interval; nothing is best when every model has 0)
+        const bool passk = k.size() > 5 && k.rfind("pass@", 0) == 0 &&
+                           k.find_first_not_of("0123456789", 5) == std::string::npos;
+        const bool top = passk && best > 0 && v->is_number() && v->get<double>() == best;
         s += std::string("<td class=\"num") + (top ? " best" : "") + "\">" + html_escape(scalar_text(*v)) + "</td>";
       }
       s += "</tr>";

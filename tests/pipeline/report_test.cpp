@@ -118,6 +118,9 @@ TEST_CASE("report: the fixture run renders every section", "[report]") {
   CHECK(html.find("humaneval") != std::string::npos);
   for (const char* m : {">M0<", ">M1<", ">M2<"}) CHECK(html.find(m) != std::string::npos);
   CHECK(html.find("<td class=\"num best\">0.26</td>") != std::string::npos);
+  // best of each pass@k row: practice pass@1 (M2) and pass@10 (M2), humaneval pass@10 (M1 = M2); not
+  // humaneval pass@1, where every model has 0
+  CHECK(count(html, "num best") == 4);
   CHECK(html.find("<td class=\"num\">0.05</td>") != std::string::npos);
   // the paired differences: a row on the practice set (M0 has no model before it), none on humaneval
   CHECK(html.find("<td>Δ pass@1, paired (95% CI)</td><td class=\"num\">–</td><td class=\"num\">+0.130 ± 0.050 vs M0</td>"
