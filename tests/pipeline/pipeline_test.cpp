@@ -119,4 +119,11 @@ TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is r
   REQUIRE(ppo_only.err.find("07-reward done earlier; skipped") != std::string::npos);
   REQUIRE(ppo_only.err.find("08-ppo no longer matches") != std::string::npos);
   REQUIRE(json::parse(read_text(t / "o" / "08-ppo" / "DONE"))["steps"] == 2);
+  // a damaged per-problem file costs the paired figure (one warning), never the finished run
+  for (const auto& e : fs::directory_iterator(t / "o" / "09-eval" / "M1" / "practice_heldout"))
+    if (e.path().string().find("_summary.jsonl") != std::string::npos) codex::test::write_text(e.path(), "{\"task_id\":1}\n");
+  auto damaged = run_cli(cmd + " sft.optim.lr=5e-4 ppo.train.max_steps=2");
+  INFO(damaged.err);
+  REQUIRE(damaged.code == 0);
+  CHECK(damaged.err.find("no paired M1-M0 difference on practice_heldout") != std::string::npos);
 }
