@@ -1,18 +1,31 @@
-// Benchmarks of the fused ops, each printing ONE JSON line:
-//   codex-train bench attention [--device cpu|cuda] [--reps N] [--batch B] [--heads H]
+// Benchmarks and GPU parity checks of the fused ops, each printing ONE JSON line:
+//   codex-train bench attention [--device cpu|cuda] [--reps N] [--batch B] [--heads H] [--peak-tflops P]
 //     forward + backward time of the fused attention vs the LibTorch-ops reference (CPU), or on a
 //     CUDA build with a GPU: parity of the CUDA kernel vs the float32 reference, the CPU kernel and
-//     torch's scaled_dot_product_attention, and TFLOP/s of each.
+//     torch's scaled_dot_product_attention, and TFLOP/s (and MFU against P) of the kernel, SDPA and
+//     the LibTorch-ops reference.
+//   codex-train bench attention --device cuda --parity-only [--shapes all|small] [--no-baseline]
+//     the CUDA kernel (called directly, whatever model.attention=auto picks) against float64
+//     LibTorch ops on the CPU, forward output and dq, dk, dv, on the shapes the benchmark never
+//     covers: T 1, 63, 65, 1000; decoding (Tq 1, Tk 513) and a prefill chunk (Tq 65, Tk 513);
+//     key masks with fully masked query rows; non-causal; head dim 64 and 128; fp16 and bf16.
+//     `small`: the smallest of them (compute-sanitizer runs, scripts/gpu_check.sh). Exit 1 when a
+//     case fails or throws.
 //   codex-train bench logprob --variant fused|composed [--vocab V] [--rows N] [--embd C] [--reps N]
 //     log-probs + entropy of sampled tokens, forward + backward, fused (ops/logprob.h) or composed
 //     from LibTorch ops (mm, log_softmax, gather); peak memory is this process's resident high-water
 //     mark above its level before the first run, so run one variant per process
 //     (scripts/bench/logprob.sh does).
+//   codex-train bench logprob --parity [--device cpu|cuda] [--vocabs V1,V2] [--rows N] [--embd C]
+//     token_logprobs on the device in float32 (on a CUDA build: the log-prob kernel) against the
+//     float64 CPU path, log-probs, entropy and both gradients, temperatures 1 and 0.7, with and
+//     without entropy, several row chunks. Exit 1 when a case fails.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/registry.h"
 #include "ops/attention.h"
@@ -22,6 +35,7 @@
 #include "util/error.h"
 #ifdef CODEX_WITH_CUDA_KERNELS
 #include "kl/logprob_params.h"
+#include "ops/cuda/attention_cuda.h"
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
@@ -75,6 +89,179 @@ double time_attention(const AttnFn& f, const torch::Tensor& q0, const torch::Ten
   });
 }
 
+// The first line of an exception message (LibTorch appends a C++ stack trace to its own).
+std::string first_line(const std::string& s) {
+  const auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+// The custom CUDA kernel itself, whatever `model.attention=auto` would pick (SDPA on LibTorch >= 2).
+torch::Tensor kernel_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                               const torch::Tensor& key_mask = {}) {
+#ifdef CODEX_WITH_CUDA_KERNELS
+  return attention_fused_cuda(q, k, v, causal, key_mask);
+#else
+  (void)q, (void)k, (void)v, (void)causal, (void)key_mask;
+  throw UsageError("bench attention --device cuda: this build has no CUDA kernels (scripts/build.sh --cuda)");
+#endif
+}
+
+// max |a - b| and max |b| (b the reference), in float64 on the CPU.
+struct Err {
+  double abs = 0, scale = 0;
+  bool finite = true;
+  double rel() const { return abs / std::max(scale, 1e-12); }
+};
+Err compare(const torch::Tensor& a, const torch::Tensor& b) {
+  auto x = a.detach().to(torch::kCPU, torch::kDouble), y = b.detach().to(torch::kCPU, torch::kDouble);
+  Err e;
+  e.finite = torch::isfinite(x).all().item<bool>();
+  e.abs = x.numel() ? (x - y).abs().max().item<double>() : 0.0;
+  e.scale = y.numel() ? y.abs().max().item<double>() : 0.0;
+  return e;
+}
+
+// One parity shape of the CUDA attention kernel. mask: 0 none; 1 batch row 0 left-padded (30% of
+// the keys; causal: its first query rows see no key), every other row fully masked; 2 row 0
+// left-padded, row 1 with 15% of its keys masked at random (key 0 included).
+struct AttnShape {
+  std::string name;
+  int64_t B, H, Tq, Tk;
+  bool causal;
+  int mask;
+};
+
+std::vector<AttnShape> attention_parity_shapes(const std::string& set) {
+  if (set == "small")
+    return {{"T1", 2, 1, 1, 1, true, 0},          {"T63", 2, 1, 63, 63, true, 0},
+            {"T65", 2, 1, 65, 65, true, 0},        {"T65_mask", 2, 1, 65, 65, true, 1},
+            {"T65_mask_noncausal", 2, 1, 65, 65, false, 1},
+            {"decode_Tq1_Tk129_mask", 2, 1, 1, 129, true, 2}};
+  if (set != "all") throw UsageError("--shapes: expected all or small, got '" + set + "'");
+  return {{"T1", 2, 3, 1, 1, true, 0},
+          {"T63", 2, 3, 63, 63, true, 0},
+          {"T65", 2, 3, 65, 65, true, 0},
+          {"T1000", 2, 3, 1000, 1000, true, 0},
+          {"T63_noncausal", 2, 3, 63, 63, false, 0},
+          {"T65_noncausal", 2, 3, 65, 65, false, 0},
+          {"T1000_noncausal", 2, 3, 1000, 1000, false, 0},
+          {"decode_Tq1_Tk513", 2, 3, 1, 513, true, 0},
+          {"decode_Tq1_Tk513_mask", 2, 3, 1, 513, true, 1},
+          {"prefill_Tq65_Tk513", 2, 3, 65, 513, true, 0},
+          {"T65_mask", 2, 3, 65, 65, true, 1},
+          {"T65_mask_noncausal", 2, 3, 65, 65, false, 1},
+          {"T1000_mask_holes", 2, 3, 1000, 1000, true, 2},
+          {"T1000_mask_holes_noncausal", 2, 3, 1000, 1000, false, 2}};
+}
+
+torch::Tensor parity_mask(const AttnShape& s) {
+  if (s.mask == 0) return {};
+  auto m = torch::ones({s.B, s.Tk}, torch::kBool);
+  const int64_t pad = (s.Tk * 3) / 10;
+  m[0].slice(0, 0, pad).fill_(false);
+  for (int64_t b = 1; b < s.B; ++b) {
+    if (s.mask == 1) {
+      m[b].fill_(false);
+    } else {
+      m[b].copy_(torch::rand({s.Tk}) >= 0.15);
+      m[b][0] = false;
+    }
+  }
+  return m;
+}
+
+// The kernel vs float64 LibTorch ops on the CPU (inputs rounded to the kernel's dtype first, so
+// only the kernel's arithmetic differs), forward and dq, dk, dv. Pass: for each tensor, max |err|
+// <= tol * max |ref| (bf16 2e-2, fp16 5e-3), or within twice the error LibTorch's own fp16/bf16
+// ops make on the GPU (the baseline; skipped with --no-baseline). Non-finite values always fail.
+int run_attention_parity(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  const torch::Device dev(torch::kCUDA);
+  const std::string set = inv.get("shapes", "all");
+  const bool baseline = !inv.has("no-baseline");
+  const auto shapes = attention_parity_shapes(set);
+  nlohmann::json cases = nlohmann::json::array();
+  int64_t failures = 0;
+  const char* names[4] = {"out", "dq", "dk", "dv"};
+  for (auto dtype : {torch::kBFloat16, torch::kHalf})
+    for (int64_t D : {64, 128})
+      for (const auto& s : shapes) {
+        const bool bf = dtype == torch::kBFloat16;
+        nlohmann::json c = {{"case", s.name}, {"dtype", bf ? "bf16" : "fp16"}, {"D", D}, {"B", s.B}, {"H", s.H},
+                            {"Tq", s.Tq}, {"Tk", s.Tk}, {"causal", s.causal}, {"mask", s.mask}};
+        try {
+          auto mk = [&](int64_t t) { return torch::randn({s.B, s.H, t, D}, torch::kDouble).to(dtype); };
+          auto q = mk(s.Tq), k = mk(s.Tk), v = mk(s.Tk), g = mk(s.Tq);
+          auto mask = parity_mask(s);
+          // Reference: float64 ops on the CPU.
+          auto qd = q.to(torch::kDouble).requires_grad_(), kd = k.to(torch::kDouble).requires_grad_(),
+               vd = v.to(torch::kDouble).requires_grad_();
+          auto ref = attention_ops(qd, kd, vd, s.causal, mask);
+          ref.backward(g.to(torch::kDouble));
+          const torch::Tensor want[4] = {ref, qd.grad(), kd.grad(), vd.grad()};
+          // The kernel.
+          auto qc = q.to(dev).requires_grad_(), kc = k.to(dev).requires_grad_(), vc = v.to(dev).requires_grad_();
+          auto maskc = mask.defined() ? mask.to(dev) : torch::Tensor();
+          auto out = kernel_attention(qc, kc, vc, s.causal, maskc);
+          out.backward(g.to(dev));
+          torch::cuda::synchronize();
+          const torch::Tensor got[4] = {out, qc.grad(), kc.grad(), vc.grad()};
+          // Baseline: LibTorch's ops in the same dtype on the GPU.
+          torch::Tensor base[4];
+          if (baseline) {
+            auto qb = q.to(dev).requires_grad_(), kb = k.to(dev).requires_grad_(), vb = v.to(dev).requires_grad_();
+            auto ob = attention_ops(qb, kb, vb, s.causal, maskc);
+            ob.backward(g.to(dev));
+            base[0] = ob;
+            base[1] = qb.grad();
+            base[2] = kb.grad();
+            base[3] = vb.grad();
+          }
+          const double tol = bf ? 2e-2 : 5e-3;
+          bool ok = true;
+          for (int i = 0; i < 4; ++i) {
+            if (!got[i].defined()) {
+              c[std::string("missing_") + names[i]] = true;
+              ok = false;
+              continue;
+            }
+            const Err e = compare(got[i], want[i]);
+            bool pass = e.finite && e.abs <= tol * std::max(e.scale, 1.0);
+            c[std::string("err_") + names[i]] = e.abs;
+            c[std::string("scale_") + names[i]] = e.scale;
+            if (baseline && base[i].defined()) {
+              const Err eb = compare(base[i], want[i]);
+              c[std::string("ops_err_") + names[i]] = eb.abs;
+              pass = pass || (e.finite && e.abs <= 2 * eb.abs + 1e-6);
+            }
+            if (!e.finite) c[std::string("nonfinite_") + names[i]] = true;
+            ok = ok && pass;
+          }
+          c["ok"] = ok;
+        } catch (const std::exception& e) {
+          c["ok"] = false;
+          c["error"] = first_line(e.what());
+        }
+        if (!c["ok"].get<bool>()) ++failures;
+        std::cerr << "parity attention: " << (c["ok"].get<bool>() ? "ok  " : "FAIL") << " " << c.dump() << "\n";
+        cases.push_back(c);
+      }
+  nlohmann::json out = {{"bench", "attention_parity"},
+#ifdef CODEX_WITH_CUDA_KERNELS
+                        {"gpu", at::cuda::getCurrentDeviceProperties()->name},
+#endif
+                        {"torch", TORCH_VERSION},
+                        {"shapes", set},
+                        {"reference", "float64 LibTorch ops on the CPU"},
+                        {"baseline", baseline},
+                        {"cases", cases.size()},
+                        {"failures", failures},
+                        {"results", cases}};
+  std::cout << out.dump() << std::endl;
+  return failures == 0 ? 0 : 1;
+}
+
 int run_bench_attention(cli::Invocation& inv) {
   Config cfg = inv.config();
   const int threads = configure_threads(cfg.run.threads);
@@ -108,7 +295,9 @@ int run_bench_attention(cli::Invocation& inv) {
     return 0;
   }
   if (!torch::cuda::is_available()) throw UsageError("bench attention --device cuda: no CUDA device is visible");
+  if (inv.has("parity-only")) return run_attention_parity(inv);
   const torch::Device dev(torch::kCUDA);
+  const double peak = inv.get_double("peak-tflops", 0.0);
   nlohmann::json fails = nlohmann::json::array();
   for (auto dtype : {torch::kBFloat16, torch::kHalf})
     for (int64_t T : {512, 1024, 2048, 4096})
@@ -117,20 +306,20 @@ int run_bench_attention(cli::Invocation& inv) {
         auto o = torch::TensorOptions().dtype(dtype).device(dev);
         auto q = torch::randn({Bc, Hc, T, D}, o), k = torch::randn({Bc, Hc, T, D}, o), v = torch::randn({Bc, Hc, T, D}, o);
         auto g = torch::randn({Bc, Hc, T, D}, o);
-        // Parity: the kernel vs float32 LibTorch ops (fwd + grads), on a slice small enough for ops.
         nlohmann::json c = {{"dtype", dtype == torch::kBFloat16 ? "bf16" : "fp16"}, {"T", T}, {"D", D}, {"B", Bc}, {"H", Hc}};
-        {
+        try {
+          // Parity: the kernel vs float32 LibTorch ops (fwd + grads), on a slice small enough for ops.
           auto qs = q.slice(0, 0, 1).detach().requires_grad_(), ks = k.slice(0, 0, 1).detach().requires_grad_(),
                vs = v.slice(0, 0, 1).detach().requires_grad_();
           auto gs = g.slice(0, 0, 1);
-          auto out = attention(qs, ks, vs, true);
+          auto out = kernel_attention(qs, ks, vs, true);
           out.backward(gs);
           auto qf = qs.detach().to(torch::kFloat).requires_grad_(), kf = ks.detach().to(torch::kFloat).requires_grad_(),
                vf = vs.detach().to(torch::kFloat).requires_grad_();
           auto ref = attention_ops(qf, kf, vf, true);
           ref.backward(gs.to(torch::kFloat));
-          auto err = [](const torch::Tensor& a, const torch::Tensor& b) {
-            return (a.to(torch::kFloat) - b).abs().max().item<double>();
+          auto err = [](const torch::Tensor& x, const torch::Tensor& y) {
+            return (x.to(torch::kFloat) - y.to(torch::kFloat)).abs().max().item<double>();
           };
           c["max_err_out"] = err(out, ref);
           c["max_err_dq"] = err(qs.grad(), qf.grad());
@@ -146,26 +335,43 @@ int run_bench_attention(cli::Invocation& inv) {
             ok = ok && c[key].get<double>() < tol * 4;
           c["parity_ok"] = ok;
           if (!ok) fails.push_back(c);
+        } catch (const std::exception& e) {
+          c["parity_ok"] = false;
+          c["error"] = first_line(e.what());
+          fails.push_back(c);
         }
-        const double flops = 7.0 * static_cast<double>(Bc * Hc) * T * T * D;  // causal fwd (2) + bwd (5) matmuls, halved
-        const double tk = time_attention([](auto& a, auto& b, auto& cc) { return attention(a, b, cc, true); }, q, k, v, g, reps);
-        c["kernel_ms"] = 1e3 * tk;
-        c["kernel_tflops"] = flops / tk / 1e12;
+        // Causal forward (2 matmuls) + backward (5 matmuls), each 2 T^2 D flops, halved by the mask.
+        const double flops = 7.0 * static_cast<double>(Bc * Hc) * T * T * D;
+        auto rate = [&](const char* name, const AttnFn& f) {
+          try {
+            const double t = time_attention(f, q, k, v, g, reps);
+            c[std::string(name) + "_ms"] = 1e3 * t;
+            c[std::string(name) + "_tflops"] = flops / t / 1e12;
+            if (peak > 0) c[std::string(name) + "_mfu"] = flops / t / 1e12 / peak;
+          } catch (const std::exception& e) {
+            c[std::string(name) + "_error"] = first_line(e.what());
+          }
+        };
+        rate("kernel", [](auto& a, auto& b, auto& cc) { return kernel_attention(a, b, cc, true); });
 #if TORCH_VERSION_MAJOR >= 2
-        const double ts = time_attention(
-            [](auto& a, auto& b, auto& cc) { return at::scaled_dot_product_attention(a, b, cc, {}, 0.0, true); }, q, k, v,
-            g, reps);
-        c["torch_sdpa_ms"] = 1e3 * ts;
-        c["torch_sdpa_tflops"] = flops / ts / 1e12;
-        {
+        rate("torch_sdpa",
+             [](auto& a, auto& b, auto& cc) { return at::scaled_dot_product_attention(a, b, cc, {}, 0.0, true); });
+        try {
           auto qs = q.slice(0, 0, 1), ks = k.slice(0, 0, 1), vs = v.slice(0, 0, 1);
-          c["max_err_vs_sdpa"] = (attention(qs, ks, vs, true).to(torch::kFloat) -
+          torch::NoGradGuard ng;
+          c["max_err_vs_sdpa"] = (kernel_attention(qs, ks, vs, true).to(torch::kFloat) -
                                   at::scaled_dot_product_attention(qs, ks, vs, {}, 0.0, true).to(torch::kFloat))
                                      .abs()
                                      .max()
                                      .item<double>();
+        } catch (const std::exception& e) {
+          c["sdpa_error"] = first_line(e.what());
         }
 #endif
+        // LibTorch ops (the (B, H, T, T) score matrix; model.attention=reference), the largest
+        // shapes skipped: (4, 16, 4096, 4096) scores are 2 GiB per copy in 16 bits.
+        if (T <= 2048) rate("reference", [](auto& a, auto& b, auto& cc) { return attention_ops(a, b, cc, true); });
+        std::cerr << "bench attention: " << c.dump() << "\n";
         cases.push_back(c);
       }
   nlohmann::json out = {{"bench", "attention"},
@@ -173,7 +379,10 @@ int run_bench_attention(cli::Invocation& inv) {
 #ifdef CODEX_WITH_CUDA_KERNELS
                         {"gpu", at::cuda::getCurrentDeviceProperties()->name},
 #endif
-                        {"path", attention_path(torch::empty({1, 1, 1, 64}, torch::TensorOptions().dtype(torch::kBFloat16).device(dev)), 0.0, AttentionKind::Auto)},
+                        {"torch", TORCH_VERSION},
+                        {"what", "causal forward+backward, flops = 7 B H T^2 D"},
+                        {"peak_tflops", peak},
+                        {"auto_path", attention_path(torch::empty({1, 1, 1, 64}, torch::TensorOptions().dtype(torch::kBFloat16).device(dev)), 0.0, AttentionKind::Auto)},
                         {"cases", cases},
                         {"parity_failures", fails.size()}};
   std::cout << out.dump() << std::endl;
@@ -183,11 +392,107 @@ int run_bench_attention(cli::Invocation& inv) {
 cli::Registrar reg_attention({"bench", "attention", "fused attention vs the reference, forward + backward (one JSON line)",
                               {{"device", true, "cpu (default) or cuda"},
                                {"reps", true, "timed runs per case, median reported (default 5)"},
-                               {"batch", true, "batch size (default 2)"},
-                               {"heads", true, "heads (default 4)"}},
+                               {"batch", true, "batch size (default 2; CPU)"},
+                               {"heads", true, "heads (default 4; CPU)"},
+                               {"peak-tflops", true, "CUDA: the device's dense bf16 TFLOP/s, for MFU figures"},
+                               {"parity-only", false, "CUDA: only the kernel's parity checks vs float64 ops (no timing)"},
+                               {"shapes", true, "with --parity-only: all (default) or small (compute-sanitizer runs)"},
+                               {"no-baseline", false, "with --parity-only: skip LibTorch's own fp16/bf16 error (cuBLAS)"}},
                               false, run_bench_attention});
 
+// token_logprobs in float32 on the device (CUDA builds: the log-prob kernel for the row pass) vs
+// the float64 CPU path on the same (float32-rounded) inputs: log-probs, entropy, d/dhidden and
+// d/dweight of sum(a * logp + b * entropy). TF32 is switched off for the run (the check is of the
+// kernel, not of TF32 matmuls). Pass: max |err| <= 2e-4 * max(1, max |ref|) for each tensor.
+int run_logprob_parity(cli::Invocation& inv) {
+  Config cfg = inv.config();
+  const std::string dev_name = inv.get("device", "cpu");
+  if (dev_name != "cpu" && dev_name != "cuda") throw UsageError("--device: expected cpu or cuda, got '" + dev_name + "'");
+  if (dev_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device is visible");
+  const torch::Device dev(dev_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  configure_threads(cfg.run.threads);
+  std::vector<int64_t> vocabs;
+  {
+    std::stringstream ss(inv.get("vocabs", "50257,50304"));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      try {
+        vocabs.push_back(std::stoll(item));
+      } catch (const std::exception&) {
+        throw UsageError("--vocabs: expected a comma-separated list of integers, got '" + inv.get("vocabs") + "'");
+      }
+    }
+  }
+  const int64_t N = inv.get_int("rows", 257), C = inv.get_int("embd", 128);
+  if (N < 2 || C < 1) throw UsageError("--rows >= 2 and --embd >= 1 expected");
+  for (int64_t V : vocabs)
+    if (V < 2) throw UsageError("--vocabs: each vocabulary size must be >= 2");
+  at::globalContext().setFloat32MatmulPrecision("highest");
+  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  nlohmann::json cases = nlohmann::json::array();
+  int64_t failures = 0;
+  // Row chunks of 100 (several chunks and a partial one) and one chunk of all rows.
+  for (int64_t V : vocabs)
+    for (double temp : {1.0, 0.7})
+      for (bool ent : {true, false})
+        for (int64_t chunk : {int64_t{100}, N}) {
+          nlohmann::json c = {{"vocab", V}, {"rows", N}, {"embd", C}, {"temperature", temp}, {"entropy", ent},
+                              {"chunk_rows", chunk}};
+          try {
+            auto h = torch::randn({N, C});
+            auto w = torch::randn({V, C}) * 0.3;  // logits with a few units of spread
+            auto y = torch::randint(0, V, {N}, torch::kLong);
+            y[0] = 0;
+            y[1] = V - 1;
+            auto a = torch::randn({N}), b = torch::randn({N});
+            auto loss_of = [&](const TokenLogprobs& r, const torch::Tensor& aa, const torch::Tensor& bb) {
+              auto l = (aa * r.logprobs).sum();
+              if (ent) l = l + (bb * r.entropy).sum();
+              return l;
+            };
+            auto hd = h.to(torch::kDouble).requires_grad_(), wd = w.to(torch::kDouble).requires_grad_();
+            auto rd = token_logprobs(hd, wd, y, temp, ent, chunk);
+            loss_of(rd, a.to(torch::kDouble), b.to(torch::kDouble)).backward();
+            auto hf = h.to(dev).requires_grad_(), wf = w.to(dev).requires_grad_();
+            auto rf = token_logprobs(hf, wf, y.to(dev), temp, ent, chunk);
+            loss_of(rf, a.to(dev), b.to(dev)).backward();
+            std::vector<std::pair<std::string, std::pair<torch::Tensor, torch::Tensor>>> pairs = {
+                {"logp", {rf.logprobs, rd.logprobs}}, {"dh", {hf.grad(), hd.grad()}}, {"dw", {wf.grad(), wd.grad()}}};
+            if (ent) pairs.push_back({"entropy", {rf.entropy, rd.entropy}});
+            bool ok = true;
+            for (auto& [name, tr] : pairs) {
+              if (!tr.first.defined()) {
+                c["missing_" + name] = true;
+                ok = false;
+                continue;
+              }
+              const Err e = compare(tr.first, tr.second);
+              c["err_" + name] = e.abs;
+              c["scale_" + name] = e.scale;
+              ok = ok && e.finite && e.abs <= 2e-4 * std::max(1.0, e.scale);
+            }
+            c["ok"] = ok;
+          } catch (const std::exception& e) {
+            c["ok"] = false;
+            c["error"] = first_line(e.what());
+          }
+          if (!c["ok"].get<bool>()) ++failures;
+          std::cerr << "parity logprob: " << (c["ok"].get<bool>() ? "ok  " : "FAIL") << " " << c.dump() << "\n";
+          cases.push_back(c);
+        }
+  bool kernel = false;
+#ifdef CODEX_WITH_CUDA_KERNELS
+  kernel = dev.is_cuda();
+#endif
+  nlohmann::json out = {{"bench", "logprob_parity"}, {"device", dev.str()},   {"cuda_kernel", kernel},
+                        {"reference", "float64 CPU path (token_logprobs)"}, {"cases", cases.size()},
+                        {"failures", failures},      {"results", cases}};
+  std::cout << out.dump() << std::endl;
+  return failures == 0 ? 0 : 1;
+}
+
 int run_bench_logprob(cli::Invocation& inv) {
+  if (inv.has("parity")) return run_logprob_parity(inv);
   Config cfg = inv.config();
   const int threads = configure_threads(cfg.run.threads);
   const std::string variant = inv.require("variant");
@@ -262,7 +567,9 @@ cli::Registrar reg_logprob({"bench", "logprob", "fused vs composed log-probs + e
                              {"vocab", true, "vocabulary size (default 50257)"},
                              {"rows", true, "tokens (default 512)"},
                              {"embd", true, "hidden width (default 256)"},
-                             {"reps", true, "timed runs, median reported (default 3)"}},
+                             {"reps", true, "timed runs, median reported (default 3)"},
+                             {"parity", false, "parity of the device's float32 path vs the float64 CPU path instead"},
+                             {"vocabs", true, "with --parity: vocabulary sizes, comma-separated (default 50257,50304)"}},
                             false, run_bench_logprob});
 
 }  // namespace
