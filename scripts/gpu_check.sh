@@ -100,7 +100,9 @@ elif [ -d .deps/root ]; then
 else
   say "deps: no .deps/debs, the machine's own libraries must do (scripts/gpu_deps.sh download, docs/gpu.md)"
 fi
-export LD_LIBRARY_PATH=$PWD/.deps/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The binary finds the carried libraries by its RPATH; the library path is a fallback for the binary
+# only (never for python3, nvcc or cmake: the carried zlib must not replace the machine's).
+DEPS_LIB=$PWD/.deps/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 kern_pid=""
 if [ "${SKIP_KERNELS:-0}" = 1 ]; then say "check_kernels: not run (SKIP_KERNELS=1)"
 else (stage check_kernels 400 scripts/check_kernels.sh) & kern_pid=$!
@@ -123,7 +125,7 @@ run() {
   local l; l=$(left)
   if [ "$l" -lt 20 ]; then skip "$name" "time budget spent"; return; fi
   [ "$limit" -gt "$l" ] && limit=$l
-  stage "$name" "$limit" "$@"
+  stage "$name" "$limit" env LD_LIBRARY_PATH="$DEPS_LIB" "$@"
 }
 run attention_parity 180 "$BIN" bench attention --device cuda --parity-only --shapes all
 run logprob_parity 150 "$BIN" bench logprob --parity --device cuda
