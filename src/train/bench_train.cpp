@@ -1,12 +1,17 @@
 // `codex-train bench train --config F [overrides] [--steps N] [--warmup N]`: training speed of
 // the configured model on synthetic tokens (no data folder needed). Prints ONE JSON line:
-// {"tokens_per_s", "ms_per_step", "peak_rss_mb", "params", "threads", ...}.
+// {"tokens_per_s", "ms_per_step", "peak_rss_mb", "params", "threads", "losses", ...}. The same
+// random batch every step at the constant optim.lr (no schedule), so the loss falls as the model
+// memorises it: "losses" (every step, warm-up first) is a curve two runs of one seed can be
+// compared by (scripts/gpu_check.sh: model.attention=auto / fused / reference side by side);
+// "attention_path" says which implementation model.attention picked for this model's q.
 #include <chrono>
 #include <random>
 #include <iostream>
 
 #include "cli/registry.h"
 #include "model/gpt.h"
+#include "ops/attention.h"
 #include "dist/context.h"
 #include "train/engine.h"
 #include "train/pretrain.h"
@@ -37,11 +42,12 @@ int run_bench_train(cli::Invocation& inv) {
 
   // The same work per step as the trainer: the engine's update (forward, backward, clip, AdamW).
   int64_t step = 0;
+  std::vector<double> losses;
   auto one_step = [&] {
-    update(trainables, *dist, cfg.train.grad_accum, [&](int64_t) {
+    losses.push_back(update(trainables, *dist, cfg.train.grad_accum, [&](int64_t) {
       const double n = static_cast<double>(x.numel());
       return MicroOut{lm_loss(model, x, y, bf16, cfg.train.fused_loss) * n, n, {}};
-    }, cfg.train.grad_clip, ++step);
+    }, cfg.train.grad_clip, ++step).loss);
   };
   for (int64_t i = 0; i < warmup; ++i) one_step();
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -50,6 +56,10 @@ int run_bench_train(cli::Invocation& inv) {
   if (device.is_cuda()) torch::cuda::synchronize();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tokens = static_cast<double>(steps * cfg.train.grad_accum * B * T);
+  // What attention sees in this model: (B, n_head, T, n_embd / n_head) in the autocast dtype.
+  const auto probe = torch::empty({1, g.n_head, 1, g.n_embd / g.n_head},
+                                  torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat))
+                         .requires_grad_();
   nlohmann::json out = {{"bench", "train"},
                         {"tokens_per_s", tokens / s},
                         {"ms_per_step", 1000.0 * s / static_cast<double>(steps)},
@@ -63,7 +73,12 @@ int run_bench_train(cli::Invocation& inv) {
                         {"n_embd", g.n_embd},
                         {"vocab_size", g.vocab_size},
                         {"fused_loss", cfg.train.fused_loss && !bf16},
-                        {"steps", steps}};
+                        {"dtype", bf16 ? "bf16" : "fp32"},
+                        {"attention", cfg.model.attention},
+                        {"attention_path", attention_path(probe, 0.0, parse_attention_kind(cfg.model.attention))},
+                        {"steps", steps},
+                        {"warmup", warmup},
+                        {"losses", losses}};
   std::cout << out.dump() << std::endl;
   return 0;
 }
