@@ -3,20 +3,21 @@
 # 2.x (CUDA), nvcc, cmake and ninja, and no package registry (the other libraries come from
 # .deps/, scripts/gpu_deps.sh). In order, each stage logged to its own files, a failing stage never
 # stopping a later one that does not need it:
-#   machine          nvidia-smi, nvcc, torch (version, CUDA, C++11 ABI flag, NCCL), a bf16 8192^3
-#                    matmul's TFLOP/s measured with torch (the MFU ceiling)
+#   machine          nvidia-smi, nvcc, torch (version, CUDA, C++11 ABI flag, NCCL, bundled gloo/fmt
+#                    headers), a bf16 8192^3 matmul's TFLOP/s measured with torch (the MFU ceiling)
 #   deps, build      scripts/gpu_deps.sh unpack (when .deps/debs is there), scripts/build.sh --cuda
 #                    into build-cuda/ (scripts/check_kernels.sh beside it: registers and spills)
 #   attention_parity the CUDA attention kernel vs float64 LibTorch ops, forward + dq, dk, dv, on the
 #                    shapes the benchmark never covers (T 1/63/65/1000, decoding Tq 1 / Tk 513, a
 #                    prefill chunk, key masks with fully masked rows, non-causal; D 64/128; fp16/bf16)
-#   logprob_parity   the log-prob kernel's values and gradients vs the float64 CPU path, V 50257/50304
 #   bench_attention  kernel vs torch SDPA vs LibTorch ops: TFLOP/s and MFU, T 512..4096
 #   train_*          20 steps of the gpt2-124m preset in bf16, model.attention = auto, fused and
 #                    reference: tokens/s, MFU and the per-step losses side by side
-#   logprob_bench    the log-prob kernel's GB/s and the fused op vs composed ops
-#   memcheck_*, racecheck_attention
-#                    compute-sanitizer on the smallest parity shapes (last: they get the time left)
+#   logprob_bench_*  the log-prob kernel's GB/s and the fused op vs composed ops
+#   then side by side in the time left (nothing timed):
+#   logprob_parity   the log-prob kernel's values and gradients vs the float64 CPU path, V 50257/50304
+#   memcheck_attention, racecheck_attention, memcheck_logprob
+#                    compute-sanitizer on the smallest parity shapes
 # Then ONE JSON line on stdout (also $DIR/result.json): "gpu_check" ok | incomplete (a stage was
 # skipped: no compute-sanitizer, time budget spent, no binary) | failed, the "failed" and "skipped"
 # stage lists, and the figures. Exit 0 only when every stage ran and passed.
@@ -127,8 +128,8 @@ run() {
   [ "$limit" -gt "$l" ] && limit=$l
   stage "$name" "$limit" env LD_LIBRARY_PATH="$DEPS_LIB" "$@"
 }
+# Correctness first, then the timings on an otherwise idle GPU.
 run attention_parity 180 "$BIN" bench attention --device cuda --parity-only --shapes all
-run logprob_parity 150 "$BIN" bench logprob --parity --device cuda
 run bench_attention 240 "$BIN" bench attention --device cuda --reps 10 --peak-tflops "$PEAK"
 for attn in auto fused reference; do
   run "train_$attn" 180 "$BIN" bench train --config configs/pretrain/gpt2-124m.yaml run.device=cuda train.dtype=bf16 \
@@ -137,8 +138,9 @@ done
 run logprob_bench_fused 90 "$BIN" bench logprob --device cuda --variant fused --vocab 50257 --rows 4096 --embd 768 --reps 5
 run logprob_bench_composed 90 "$BIN" bench logprob --device cuda --variant composed --vocab 50257 --rows 4096 --embd 768 --reps 5
 
-# 4. compute-sanitizer on the smallest shapes, every allocation its own cudaMalloc (LibTorch's
-# caching allocator would hide out-of-bounds accesses inside its blocks).
+# 4. Checks that time nothing, side by side in the time left: the log-prob parity, and
+# compute-sanitizer on the smallest shapes, every allocation its own cudaMalloc (LibTorch's caching
+# allocator would hide out-of-bounds accesses inside its blocks).
 SAN=$(command -v compute-sanitizer 2>/dev/null || true)
 for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer \
          /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer/compute-sanitizer; do
@@ -150,9 +152,12 @@ sanitize() {
   run "$name" 150 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SAN" --tool "$tool" --error-exitcode 86 \
     --log-file "$DIR/$name.sanitizer.log" "$BIN" "$@"
 }
-sanitize memcheck_attention memcheck bench attention --device cuda --parity-only --shapes small --no-baseline
-sanitize racecheck_attention racecheck bench attention --device cuda --parity-only --shapes small --no-baseline
-sanitize memcheck_logprob memcheck bench logprob --parity --device cuda --rows 33 --embd 64
+pids=()
+run logprob_parity 150 "$BIN" bench logprob --parity --device cuda & pids+=($!)
+sanitize memcheck_attention memcheck bench attention --device cuda --parity-only --shapes small --no-baseline & pids+=($!)
+sanitize racecheck_attention racecheck bench attention --device cuda --parity-only --shapes small --no-baseline & pids+=($!)
+sanitize memcheck_logprob memcheck bench logprob --parity --device cuda --rows 33 --embd 64 & pids+=($!)
+wait "${pids[@]}"
 
 [ -n "$kern_pid" ] && wait "$kern_pid" 2>/dev/null
 
