@@ -11,8 +11,8 @@
 #   yaml-cpp, spdlog + fmt, nlohmann-json, Catch2 (tests), SentencePiece, zlib, PCRE2 (8-bit: the
 #   GPT-2 pre-tokenizer) — headers, CMake files and the shared libraries (runtime packages);
 #   libgloo-dev: gloo's headers only, a fallback for torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
-#   when the PyTorch install ships no torch/include/gloo (LibTorch links gloo in statically, so no
-#   gloo library is carried; libgloo-dev's own dependencies are deliberately not downloaded).
+#   when the LibTorch ships no include/gloo (unpack removes them where it does; LibTorch links gloo
+#   in, so no gloo library is carried, and libgloo-dev's own dependencies are not downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(libyaml-cpp-dev libyaml-cpp0.7
@@ -41,6 +41,20 @@ case "${1:-}" in
     mkdir -p .deps/root
     for f in .deps/debs/*.deb; do dpkg -x "$f" .deps/root; done
     echo "gpu_deps: unpacked $(ls .deps/debs/*.deb | wc -l) packages into .deps/root"
+    # gloo's headers only where the LibTorch has none of its own: .deps/root/usr/include is searched
+    # before LibTorch's (system) include folders, so Debian's would otherwise shadow the ones
+    # LibTorch was built with.
+    if [ -n "${TORCH_DIR:-}" ]; then
+      tinc="$TORCH_DIR/../../../include"
+    else
+      tinc=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null || true)
+    fi
+    if [ -n "$tinc" ] && [ -d "$tinc/gloo" ]; then
+      rm -rf .deps/root/usr/include/gloo
+      echo "gpu_deps: gloo headers: LibTorch's own ($tinc/gloo); Debian's removed from .deps/root"
+    else
+      echo "gpu_deps: gloo headers: Debian's (libgloo-dev), the LibTorch found has none${tinc:+ in $tinc}"
+    fi
     ;;
   list) printf '%s\n' "${PKGS[@]}" ;;
   *) echo "usage: scripts/gpu_deps.sh download|unpack|list" >&2; exit 2 ;;
