@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
     }
     codex::ModelHandle m1 = codex::sft(m0, demos, {2, 1e-3, 0, dir("m1"), tiny});
     std::cout << "M1 completion: " << m1.generate("def add(a, b):", 16) << "\n";
-    codex::RewardModelCfg rcfg{3, 1e-3, 0, dir("rm"), tiny};
-    rcfg.overrides["reward.init"] = m1.weights.dir;
-    codex::RewardModelHandle rm = codex::train_reward_model(prefs, rcfg);
+    // The reward trunk starts from the last model sft() returned (M1); overrides["reward.init"]
+    // would choose another.
+    codex::RewardModelHandle rm = codex::train_reward_model(prefs, {3, 1e-3, 0, dir("rm"), tiny});
     std::cout << "RM score(chosen) - score(rejected): "
               << rm.score(prefs[0].prompt, prefs[0].chosen) - rm.score(prefs[0].prompt, prefs[0].rejected) << "\n";
     codex::RLHFCfg pcfg{4, 1e-4, 0.1, 0, dir("m2"), tiny};

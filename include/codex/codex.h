@@ -59,7 +59,10 @@ std::vector<int64_t> tokenize(const std::string& text, const ModelHandle& model)
 // pretraining: each element of `corpus` is one document (a source file's text).
 ModelHandle pretrain(const std::vector<std::string>& corpus, const PretrainCfg& cfg);
 ModelHandle sft(const ModelHandle& model, const std::vector<Demo>& demos, const SFTCfg& cfg);
-// The reward model starts from the model named by cfg.overrides["reward.init"] (a weights dir).
+// The reward model's trunk starts from the last model sft() returned in this process (else the
+// last one pretrain() returned), as InstructGPT starts it from the supervised model; its scalar
+// head starts fresh. cfg.overrides["reward.init"] (a weights or run folder) chooses another
+// start. With neither, a codex::Error says so.
 RewardModelHandle train_reward_model(const std::vector<Preference>& prefs, const RewardModelCfg& cfg);
 ModelHandle rlhf_ppo(const ModelHandle& model, const RewardModelHandle& rm, const RLHFCfg& cfg);
 

@@ -123,6 +123,18 @@ std::string run_pretrain_stage(const Config& cfg) {
   return fs::canonical(ck).string();
 }
 
+// The model a reward trunk starts from by default: the last one sft() returned in this process,
+// else the last one pretrain() returned (InstructGPT / the seeds: the reward model starts from
+// the supervised model). Set by those two functions.
+struct LastModels {
+  std::mutex mu;
+  std::string sft, pretrain;
+};
+LastModels& last_models() {
+  static LastModels m;
+  return m;
+}
+
 struct Loaded {
   LoadedModel lm;
   std::unique_ptr<Tokenizer> tok;
@@ -247,6 +259,10 @@ ModelHandle pretrain(const std::vector<std::string>& corpus, const PretrainCfg& 
     all = overrides_list(all, pc.overrides);
     Config final_cfg = load_config("", all);
     const std::string ck = run_pretrain_stage(final_cfg);
+    {
+      std::lock_guard<std::mutex> lock(last_models().mu);
+      last_models().pretrain = ck;
+    }
     return ModelHandle{Weights{ck}, {}};
   });
 }
@@ -284,7 +300,12 @@ ModelHandle sft(const ModelHandle& model, const std::vector<Demo>& demos, const 
          "sft.data=" + yaml_str(data), "sft.epochs=" + std::to_string(cfg.epochs), "optim.lr=" + num(cfg.lr)},
         cfg.overrides);
     const json summary = codex::sft(load_config("", all));
-    return ModelHandle{Weights{final_checkpoint(summary, run)}, model.disallowed};
+    const std::string ck = final_checkpoint(summary, run);
+    {
+      std::lock_guard<std::mutex> lock(last_models().mu);
+      last_models().sft = ck;
+    }
+    return ModelHandle{Weights{ck}, model.disallowed};
   });
 }
 
@@ -292,20 +313,36 @@ RewardModelHandle train_reward_model(const std::vector<Preference>& prefs, const
   return guarded("train_reward_model", [&]() -> RewardModelHandle {
     if (prefs.empty()) throw Error("train_reward_model: the preferences list is empty");
     if (cfg.epochs < 1) throw Error("train_reward_model: epochs must be >= 1, got " + std::to_string(cfg.epochs));
+    // Where the reward trunk starts: overrides["reward.init"] when given, else the last model
+    // sft() returned in this process, else the last one pretrain() returned.
+    std::vector<std::string> start;
     auto init = cfg.overrides.find("reward.init");
-    if (init == cfg.overrides.end() || init->second.empty())
-      throw Error("train_reward_model: set overrides[\"reward.init\"] to the model whose trunk starts the reward model "
-                  "(e.g. the SFT model's weights.dir)");
+    if (init == cfg.overrides.end() || init->second.empty()) {
+      std::string from, which;
+      {
+        std::lock_guard<std::mutex> lock(last_models().mu);
+        from = !last_models().sft.empty() ? last_models().sft : last_models().pretrain;
+        which = !last_models().sft.empty() ? "sft()" : "pretrain()";
+      }
+      if (from.empty())
+        throw Error("train_reward_model: no model to start the reward trunk from: call sft() (or pretrain()) first in "
+                    "this process, or set overrides[\"reward.init\"] to a weights folder (e.g. the SFT model's "
+                    "weights.dir)");
+      spdlog::info("train_reward_model: the reward trunk starts from {} (the last model {} returned; "
+                   "overrides[\"reward.init\"] chooses another)", from, which);
+      start.push_back("reward.init=" + yaml_str(from));
+    }
     const std::string run = make_run_dir(cfg.run_dir, "reward");
     const std::string data = (fs::path(run) / "prefs.jsonl").string();
     std::vector<json> rows;
     for (const auto& p : prefs) rows.push_back({{"prompt", p.prompt}, {"chosen", p.chosen}, {"rejected", p.rejected}});
     write_jsonl(data, rows);
-    const std::vector<std::string> all =
+    std::vector<std::string> all =
         overrides_list({"run.dir=" + yaml_str(run), "run.seed=" + std::to_string(cfg.seed),
                         "reward.data=" + yaml_str(data), "reward.epochs=" + std::to_string(cfg.epochs),
                         "optim.lr=" + num(cfg.lr)},
                        cfg.overrides);
+    all.insert(all.end(), start.begin(), start.end());
     const json summary = codex::train_reward(load_config("", all));
     return RewardModelHandle{Weights{final_checkpoint(summary, run)}};
   });

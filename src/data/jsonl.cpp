@@ -1,10 +1,12 @@
 #include "data/jsonl.h"
 
 #include <cmath>
+#include <mutex>
 #include <set>
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/log.h"
 
 namespace codex {
 namespace {
@@ -154,6 +156,8 @@ void write_demos(const std::string& path, const std::vector<Demo>& demos) {
 
 std::vector<Preference> read_preferences(const std::string& path) {
   std::vector<Preference> out;
+  int64_t empty = 0;
+  auto blank = [](const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; };
   for_each_jsonl(
       path,
       [&](int64_t ln, const nlohmann::json& j) {
@@ -181,9 +185,23 @@ std::vector<Preference> read_preferences(const std::string& path) {
             jsonl_error(path, ln, "field 'margin' must be a finite number");
           p.margin = it->get<double>();
         }
+        // A pair whose two responses are the same text teaches nothing and pulls the reward
+        // model's scores of one sequence apart: refused.
+        if (p.chosen == p.rejected)
+          jsonl_error(path, ln, "the chosen and rejected responses are identical; drop the pair or fix the file");
+        if (blank(p.chosen) || blank(p.rejected)) ++empty;
         out.push_back(std::move(p));
       },
       "preferences");
+  if (empty > 0) {
+    // Said once per file per process (a file may be read by several stages).
+    static std::mutex mu;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mu);
+    if (warned.insert(path).second)
+      spdlog::warn("{}: {} of {} preference pairs have an empty (or whitespace-only) response; the reward model "
+                   "learns to rank empty output too", path, empty, out.size());
+  }
   return out;
 }
 

@@ -162,19 +162,20 @@ std::vector<Scored> score_completions(GPT& model, const Tokenizer& tok,
   model->eval();
   torch::NoGradGuard ng;
   const auto dev = model->parameters().front().device();
-  std::vector<Scored> out;
+  // One result per item, in item order: an empty completion keeps its place ({0, 0}) and the
+  // rows actually scored write back to the items they came from.
+  std::vector<Scored> out(items.size());
   for (size_t lo = 0; lo < items.size(); lo += static_cast<size_t>(batch)) {
     std::vector<Sequence> seqs;
+    std::vector<size_t> at;  // item index of each scored row
     for (size_t i = lo; i < std::min(items.size(), lo + batch); ++i) {
       Sequence s;
       s.prompt = tok.encode(items[i].first);
       s.completion = tok.encode(items[i].second);
       if (s.prompt.empty()) s.prompt.push_back(tok.eot_id());  // the first token needs a context
-      if (s.completion.empty()) {
-        out.push_back({});
-        continue;
-      }
+      if (s.completion.empty()) continue;
       seqs.push_back(std::move(s));
+      at.push_back(i);
     }
     if (seqs.empty()) continue;
     std::vector<const Sequence*> rows;
@@ -186,7 +187,7 @@ std::vector<Scored> score_completions(GPT& model, const Tokenizer& tok,
     auto lp = lsm.gather(-1, tg.clamp_min(0).unsqueeze(-1)).squeeze(-1) * (tg != -100).to(torch::kFloat64);
     auto sums = lp.sum(1).cpu();
     auto counts = (b.targets != -100).sum(1);
-    for (int64_t i = 0; i < sums.size(0); ++i) out.push_back({sums[i].item<double>(), counts[i].item<int64_t>()});
+    for (int64_t i = 0; i < sums.size(0); ++i) out[at[static_cast<size_t>(i)]] = {sums[i].item<double>(), counts[i].item<int64_t>()};
   }
   if (was) model->train();
   return out;

@@ -67,7 +67,7 @@ torch::Tensor token_logp(GPT& m, const torch::Tensor& input, const torch::Tensor
                          double temperature, torch::Tensor* entropy = nullptr) {
   auto hid = m->hidden(input, nullptr, mask);  // (B, W, C)
   auto idx = (targets != -100).reshape(-1).nonzero().squeeze(1);
-  auto r = token_logprobs(hid.reshape({-1, hid.size(-1)}).index_select(0, idx), m->wte->weight,
+  auto r = token_logprobs(hid.reshape({-1, hid.size(-1)}).index_select(0, idx), m->lm_head_weight(),
                           targets.reshape(-1).index_select(0, idx), temperature, entropy != nullptr);
   auto zeros = torch::zeros({targets.numel()}, r.logprobs.options());
   if (entropy) *entropy = zeros.index_put({idx}, r.entropy).view(targets.sizes());
@@ -93,10 +93,13 @@ json ppo(const Config& config, const CustomReward& custom) {
   for (auto& it : items) tested += !it.test.empty();
   const bool use_rm = !pc.reward_model.empty() && pc.w_rm != 0;
   const bool use_exec = tested > 0 && pc.w_exec != 0;
-  if (!use_rm && !use_exec && !custom)
-    throw UsageError("ppo: no reward: set ppo.reward_model (with ppo.w_rm != 0), or give prompts with tests "
-                     "(a problems file as ppo.prompts or ppo.problems) with ppo.w_exec != 0");
   rl::SafetyRules safety(pc.safety.patterns);
+  // A rule-based reward alone is a reward too (U = alpha L_SFT + beta L_RLHF + gamma Omega).
+  const bool use_safety = pc.gamma != 0 && !safety.empty();
+  if (!use_rm && !use_exec && !use_safety && !custom)
+    throw UsageError("ppo: no reward: set ppo.reward_model (with ppo.w_rm != 0), give prompts with tests "
+                     "(a problems file as ppo.prompts or ppo.problems) with ppo.w_exec != 0, or set "
+                     "ppo.safety.patterns with ppo.gamma != 0");
   std::vector<Demo> ptx;
   if (pc.alpha > 0) {
     if (pc.ptx_data.empty()) throw UsageError("ppo.alpha > 0 needs ppo.ptx_data (a demos JSONL file)");
@@ -104,7 +107,12 @@ json ppo(const Config& config, const CustomReward& custom) {
   }
   const int64_t P = pc.rollout.prompts_per_step, K = pc.rollout.samples_per_prompt;
   if (!critic && K < 2) throw UsageError("ppo.advantage=" + pc.advantage + " needs ppo.rollout.samples_per_prompt >= 2");
-  const GPTConfig gcfg = base.gpt;
+  // Dropout off in PPO: the ratio pi / pi_old must compare one network with itself (old log-probs
+  // and values are scored without autograd, new ones in train mode; with dropout the first ratio
+  // would not be 1 and the clipping would act on noise).
+  GPTConfig gcfg = base.gpt;
+  const double init_dropout = gcfg.dropout;
+  gcfg.dropout = 0.0;
   if (pc.rollout.max_new_tokens >= gcfg.block_size)
     throw UsageError("ppo.rollout.max_new_tokens (" + std::to_string(pc.rollout.max_new_tokens) +
                      ") must be smaller than the model's block_size (" + std::to_string(gcfg.block_size) + ")");
@@ -147,7 +155,8 @@ json ppo(const Config& config, const CustomReward& custom) {
   if (critic) {
     const std::string vpath =
         resolve_checkpoint(!pc.value_init.empty() ? pc.value_init : use_rm ? pc.reward_model : pc.init);
-    const GPTConfig vcfg = load_model(vpath).gpt;
+    GPTConfig vcfg = load_model(vpath).gpt;
+    vcfg.dropout = 0.0;  // as the policy's
     value = GPT(vcfg);
     value->add_scalar_head("value_head");
     if (run.resume_from()) load_weights(*run.resume_from(), value, LoadMode::strict, "value");
@@ -175,11 +184,15 @@ json ppo(const Config& config, const CustomReward& custom) {
     klc.coef = resume_state.at("kl_coef");
     if (start_step >= tc.max_steps) return run.already_complete(start_step, tc.max_steps);
   }
+  if (run.is_main() && init_dropout > 0)
+    spdlog::info("ppo: dropout off (the init model has model.dropout={}): old and new log-probs come from the same "
+                 "network, so the first ratio is 1", init_dropout);
   if (run.is_main())
-    spdlog::info("ppo ({}): {} prompts ({} with tests), {} x {} samples per iteration, {} iterations; rewards:{}{}{}; "
+    spdlog::info("ppo ({}): {} prompts ({} with tests), {} x {} samples per iteration, {} iterations; rewards:{}{}{}{}; "
                  "KL {} coef {}{}", pc.advantage, items.size(), tested, P, K, tc.max_steps,
                  use_rm ? " reward model" : "", use_exec ? " execution" : "", custom ? " custom" : "",
-                 pc.kl.estimator, pc.kl.coef, pc.kl.target > 0 ? fmt::format(" (adaptive, target {})", pc.kl.target) : "");
+                 use_safety ? " safety (gamma x Omega)" : "", pc.kl.estimator, pc.kl.coef,
+                 pc.kl.target > 0 ? fmt::format(" (adaptive, target {})", pc.kl.target) : "");
 
   const TokenTable table = TokenTable::from(tok);
   const int64_t block = gcfg.block_size, max_prompt = block - pc.rollout.max_new_tokens;
@@ -264,18 +277,19 @@ json ppo(const Config& config, const CustomReward& custom) {
       }
     }
     if (use_exec) {
-      std::vector<std::string> programs;
+      std::vector<eval::Problem> of;
+      std::vector<std::string> completions;
       std::vector<int64_t> which;
       for (int64_t i = 0; i < R; ++i) {
         const PromptItem& it = items[static_cast<size_t>(mine[samples[i].prompt_index])];
         if (it.test.empty()) continue;
-        eval::Problem p{it.task_id, it.prompt, "", it.test, it.entry_point};
-        programs.push_back(rl::graded_program(eval::check_program(p, samples[i].text)));
+        of.push_back(eval::Problem{it.task_id, it.prompt, "", it.test, it.entry_point});
+        completions.push_back(samples[i].text);
         which.push_back(i);
       }
-      auto res = sandbox->run_programs(programs);
+      const std::vector<rl::Outcome> graded = rl::grade_completions(*sandbox, of, completions);
       for (size_t j = 0; j < which.size(); ++j) {
-        const rl::Outcome o = rl::outcome_of(res[j]);
+        const rl::Outcome o = graded[j];
         outcome[which[j]] = static_cast<int>(o);
         r_exec[which[j]] = rl::execution_reward(o);
       }
@@ -295,21 +309,24 @@ json ppo(const Config& config, const CustomReward& custom) {
     std::vector<double> seq_reward(R);
     for (int64_t i = 0; i < R; ++i)
       seq_reward[i] = pc.w_rm * r_rm[i] + pc.w_exec * r_exec[i] + r_custom[i] - pc.gamma * omega[i];
-    auto kl_tok = kl_estimate(old_logp, ref_logp, pc.kl.estimator) * resp;  // (R, Wd)
-    auto kl_seq = kl_tok.sum(1);                                               // (R)
-    auto seq_r = torch::tensor(seq_reward, torch::kFloat).to(dev);
-    const int64_t Wd = input.size(1);
-    torch::Tensor adv, returns;
-    if (critic) {
-      auto rewards = -klc.coef * kl_tok;
-      rewards.select(1, Wd - 1).add_(seq_r);  // the end token of every row is the last column
-      auto g = rl::gae(rewards, old_values, resp, pc.gamma_discount, pc.lam);
-      returns = g.returns;
-      adv = pc.whiten ? rl::whiten(g.advantages, resp) : g.advantages;
-    } else {
-      auto total = seq_r - klc.coef * kl_seq;
-      adv = rl::group_advantages(total, K, pc.advantage).unsqueeze(1) * resp;
-    }
+    rl::AdvantageInputs ai;
+    ai.logp = old_logp;
+    ai.ref_logp = ref_logp;
+    ai.resp = resp;
+    if (critic) ai.values = old_values;
+    ai.seq_reward = torch::tensor(seq_reward, torch::kFloat).to(dev);
+    ai.mode = pc.advantage;
+    ai.estimator = pc.kl.estimator;
+    ai.kl_coef = klc.coef;
+    ai.gamma = pc.gamma_discount;
+    ai.lam = pc.lam;
+    ai.group = K;
+    ai.whiten = pc.whiten;
+    // Whitening statistics over every rank's rollout (as the loss normalisation is).
+    ai.over_ranks = [&](const std::vector<double>& v) { return run.dist().all_reduce_sum(v); };
+    rl::Advantages av = rl::ppo_advantages(ai);
+    auto kl_seq = av.kl.sum(1);  // (R)
+    torch::Tensor adv = av.advantages, returns = av.returns;
 
     // -- 5. K epochs x M minibatches of updates --
     const auto t_upd = clock::now();
@@ -349,7 +366,7 @@ json ppo(const Config& config, const CustomReward& custom) {
           if (!ptx.empty()) {  // PPO-ptx: next-token loss on demonstrations, weighted alpha
             std::vector<Sequence> demo;
             for (size_t j = 0; j < idx.size(); ++j) {
-              const Demo& d = ptx[(static_cast<size_t>(step) * 7919 + static_cast<size_t>(epoch * R + idx[j])) % ptx.size()];
+              const Demo& d = ptx[rl::ptx_demo_index(step, epoch, rank, W, R, idx[j], ptx.size())];
               demo.push_back(make_sequence(tok, d.prompt, d.completion));
             }
             std::vector<const Sequence*> dr;

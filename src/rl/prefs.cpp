@@ -50,9 +50,13 @@ json prefs_from_execution(GPT& model, const Tokenizer& tok, const std::vector<ev
     opt.prompt_seeds.push_back(seed + p * static_cast<uint64_t>(n));
   }
   auto samples = generate(model, tok, prompts, n, opt);
-  std::vector<std::string> programs;
-  for (auto& s : samples) programs.push_back(rl::graded_program(eval::check_program(tested[s.prompt_index], s.text)));
-  auto res = sandbox.run_programs(programs);
+  std::vector<eval::Problem> of;
+  std::vector<std::string> completions;
+  for (auto& s : samples) {
+    of.push_back(tested[s.prompt_index]);
+    completions.push_back(s.text);
+  }
+  const std::vector<rl::Outcome> graded = rl::grade_completions(sandbox, of, completions);
   json counts = {{"problems", tested.size()}, {"samples", samples.size()}, {"passed", 0}, {"wrong", 0},
                  {"error", 0}, {"syntax", 0}, {"pairs", 0}, {"problems_with_pairs", 0}};
   std::string text;
@@ -61,7 +65,7 @@ json prefs_from_execution(GPT& model, const Tokenizer& tok, const std::vector<ev
     std::vector<std::string> texts;
     for (int64_t i = 0; i < n; ++i) {
       const size_t at = p * static_cast<size_t>(n) + static_cast<size_t>(i);
-      oc.push_back(rl::outcome_of(res[at]));
+      oc.push_back(graded[at]);
       texts.push_back(samples[at].text);
       counts[rl::outcome_name(oc.back())] = counts[rl::outcome_name(oc.back())].get<int64_t>() + 1;
     }

@@ -1,7 +1,9 @@
 #include "rl/rewards.h"
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
+#include "eval/humaneval.h"
 #include "util/error.h"
 
 namespace codex::rl {
@@ -11,8 +13,11 @@ constexpr const char* kTag = "CODEX-OUTCOME:";
 }
 
 std::string graded_program(const std::string& program) {
-  // The program travels as a JSON string literal (valid Python for any text after escaping).
-  const std::string lit = nlohmann::json(program).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  // The program travels as a JSON string literal: JSON's escapes (\" \\ \n \t \uXXXX for control
+  // characters) are Python's too. Non-ASCII text stays UTF-8 as written (Python reads source as
+  // UTF-8): with ASCII escapes a character above U+FFFF would become two surrogate escapes, which
+  // compile() refuses, and a correct program would be graded "does not parse".
+  const std::string lit = nlohmann::json(program).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return "__codex_src = " + lit + "\n"
          "try:\n"
          "    __codex_code = compile(__codex_src, '<string>', 'exec')\n"
@@ -35,6 +40,20 @@ Outcome outcome_of(const eval::ProgramResult& r) {
     if (what.rfind("syntax", 0) == 0) return Outcome::syntax;
   }
   return Outcome::error;
+}
+
+std::vector<Outcome> grade_completions(const eval::Sandbox& sandbox, const std::vector<eval::Problem>& problems,
+                                       const std::vector<std::string>& completions) {
+  if (problems.size() != completions.size()) throw std::logic_error("grade_completions: one problem per completion");
+  std::vector<std::string> programs;
+  programs.reserve(completions.size());
+  for (size_t i = 0; i < completions.size(); ++i)
+    programs.push_back(graded_program(eval::check_program(problems[i], completions[i])));
+  auto res = sandbox.run_programs(programs);
+  std::vector<Outcome> out;
+  out.reserve(res.size());
+  for (auto& r : res) out.push_back(outcome_of(r));
+  return out;
 }
 
 double execution_reward(Outcome o) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/humaneval.h"
 #include "eval/sandbox.h"
 
 namespace codex::rl {
@@ -14,8 +15,14 @@ namespace codex::rl {
 enum class Outcome { passed = 0, wrong = 1, error = 2, syntax = 3 };
 // The wrapper: compile `program`; SyntaxError -> syntax; AssertionError while running -> wrong
 // answer; any other exception (SystemExit included: ending early is not a pass) -> error.
+// The program travels as a string literal in UTF-8 (characters above U+FFFF included: ASCII
+// escapes would split them into surrogate pairs that compile() refuses).
 std::string graded_program(const std::string& program);
 Outcome outcome_of(const eval::ProgramResult& r);  // a timeout counts as error
+// The one grading path of PPO's execution reward and `prefs from-execution`: completion i of
+// problems[i] (check_program, then graded_program) run in the sandbox; one outcome each.
+std::vector<Outcome> grade_completions(const eval::Sandbox& sandbox, const std::vector<eval::Problem>& problems,
+                                       const std::vector<std::string>& completions);
 // Rewards (CodeRL / RLTF's scale): passed 1, wrong -0.3, error -0.6, does not parse -1.
 double execution_reward(Outcome o);
 const char* outcome_name(Outcome o);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/logprob.h"
 #include "util/error.h"
 
 namespace codex::rl {
@@ -27,11 +28,44 @@ GAE gae(const torch::Tensor& rewards, const torch::Tensor& values, const torch::
   return {adv, (adv + v) * mask};
 }
 
-torch::Tensor whiten(const torch::Tensor& x, const torch::Tensor& mask) {
-  const auto n = mask.sum();
-  auto mean = (x * mask).sum() / n;
-  auto var = (((x - mean) * mask).pow(2)).sum() / n;
-  return (x - mean) * torch::rsqrt(var + 1e-8) * mask;
+torch::Tensor whiten(const torch::Tensor& x, const torch::Tensor& mask, const SumOverRanks& over_ranks) {
+  if (!over_ranks) {
+    const auto n = mask.sum();
+    auto mean = (x * mask).sum() / n;
+    auto var = (((x - mean) * mask).pow(2)).sum() / n;
+    return (x - mean) * torch::rsqrt(var + 1e-8) * mask;
+  }
+  // The same two passes with sums over every rank: the mean first, then the squared deviations.
+  const auto s = over_ranks({(x * mask).sum().item<double>(), mask.sum().item<double>()});
+  const double n = std::max(1.0, s[1]), mean = s[0] / n;
+  const double var = over_ranks({(((x - mean) * mask).pow(2)).sum().item<double>()})[0] / n;
+  return (x - mean) * (1.0 / std::sqrt(var + 1e-8)) * mask;
+}
+
+Advantages ppo_advantages(const AdvantageInputs& in) {
+  TORCH_CHECK(in.logp.sizes() == in.resp.sizes() && in.ref_logp.sizes() == in.resp.sizes(),
+              "ppo_advantages: log-probs and response mask must be (R, W)");
+  TORCH_CHECK(in.seq_reward.dim() == 1 && in.seq_reward.size(0) == in.resp.size(0),
+              "ppo_advantages: one sequence reward per row");
+  Advantages out;
+  const int64_t W = in.resp.size(1);
+  out.kl = kl_estimate(in.logp, in.ref_logp, in.estimator) * in.resp;
+  out.rewards = -in.kl_coef * out.kl;  // a penalty: more KL, less reward
+  out.rewards.select(1, W - 1).add_(in.seq_reward.to(out.rewards.dtype()));
+  if (in.mode == "gae") {
+    auto g = gae(out.rewards, in.values * in.resp, in.resp, in.gamma, in.lam);
+    out.returns = g.returns;
+    out.advantages = in.whiten ? whiten(g.advantages, in.resp, in.over_ranks) : g.advantages;
+  } else {
+    out.advantages = group_advantages(out.rewards.sum(1), in.group, in.mode).unsqueeze(1) * in.resp;
+  }
+  return out;
+}
+
+size_t ptx_demo_index(int64_t step, int64_t epoch, int rank, int world, int64_t rows_per_rank, int64_t row,
+                      size_t n_demos) {
+  const uint64_t global = static_cast<uint64_t>((epoch * world + rank) * rows_per_rank + row);
+  return static_cast<size_t>((static_cast<uint64_t>(step) * 7919ULL + global) % n_demos);
 }
 
 torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t k, const std::string& mode, double eps) {

@@ -4,7 +4,9 @@
 // response tokens (the end token included), 0 on padding after a response ends.
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace codex::rl {
 
@@ -20,8 +22,13 @@ struct GAE {
 GAE gae(const torch::Tensor& rewards, const torch::Tensor& values, const torch::Tensor& mask, double gamma,
         double lam);
 
+// Sums numbers over every rank of a job (DistContext::all_reduce_sum). Empty: this process alone.
+using SumOverRanks = std::function<std::vector<double>(const std::vector<double>&)>;
+
 // (x - mean) / sqrt(var + 1e-8) over masked entries (population variance); padding stays 0.
-torch::Tensor whiten(const torch::Tensor& x, const torch::Tensor& mask);
+// With `over_ranks`, mean and variance are those of the masked entries of every rank together
+// (each rank passes its own x), so a job of W ranks whitens as one process with the whole batch.
+torch::Tensor whiten(const torch::Tensor& x, const torch::Tensor& mask, const SumOverRanks& over_ranks = {});
 
 // Critic-free advantages for rewards (P * k) laid out prompt-major (k samples per prompt):
 // grpo: (r - mean_group) / (std_group + eps) (population std); rloo: r - mean of the other k - 1.
@@ -39,6 +46,38 @@ PolicyLoss policy_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
 // Clipped value loss per token: 0.5 max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2).
 torch::Tensor value_loss(const torch::Tensor& v, const torch::Tensor& v_old, const torch::Tensor& returns,
                          double clip_value);
+
+// The per-token rewards and the advantages of one PPO rollout (ppo.cpp's wiring, as a function):
+//   kl_t      = kl_estimate(logp, ref_logp) on response tokens (0 elsewhere)
+//   r_t       = -kl_coef * kl_t, plus the sequence reward at the row's end token, which left
+//               padding puts in the last column of every row
+//   gae:      A, R = gae(r, values * resp) (returns before whitening), A whitened over response
+//             tokens of every rank when `whiten`
+//   grpo/rloo: one reward per row, sum_t r_t = seq_reward - kl_coef * sum_t kl_t, grouped
+//             prompt-major (rows [p k, p k + k) are prompt p's samples), broadcast over resp
+struct AdvantageInputs {
+  torch::Tensor logp, ref_logp;  // (R, W) log-probs of the sampled tokens: policy (old), reference
+  torch::Tensor resp;            // (R, W) float: 1 on response tokens (the end token included)
+  torch::Tensor values;          // (R, W) the value model's values (gae only)
+  torch::Tensor seq_reward;      // (R)
+  std::string mode = "gae";      // gae | grpo | rloo
+  std::string estimator = "k1";  // k1 | k2 | k3
+  double kl_coef = 0.1, gamma = 1.0, lam = 0.95;
+  int64_t group = 1;  // samples per prompt (grpo / rloo)
+  bool whiten = true;
+  SumOverRanks over_ranks;
+};
+struct Advantages {
+  torch::Tensor kl, rewards, advantages, returns;  // (R, W) each; returns only for gae
+};
+Advantages ppo_advantages(const AdvantageInputs& in);
+
+// PPO-ptx: the demonstration paired with response row `row` (of `rows_per_rank`) on `rank` of
+// `world` in update epoch `epoch` of iteration `step`: the row's index in the whole job's rollout
+// picks it, so ranks train on different demonstrations and the set does not depend on the world
+// size: (step * 7919 + (epoch * world + rank) * rows_per_rank + row) mod n_demos.
+size_t ptx_demo_index(int64_t step, int64_t epoch, int rank, int world, int64_t rows_per_rank, int64_t row,
+                      size_t n_demos);
 
 // The adaptive KL controller of Ziegler et al. (2019): e = clip(KL / target - 1, -0.2, 0.2),
 // coef <- coef * (1 + e * n_steps / horizon). With target <= 0 the coefficient stays fixed.

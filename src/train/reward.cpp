@@ -103,7 +103,10 @@ json train_reward(const Config& config) {
   auto prefs = read_preferences(rc.data);
   auto val = !rc.val_data.empty() ? read_preferences(rc.val_data)
                                   : split_off_val(prefs, rc.val_fraction, static_cast<uint64_t>(config.run.seed));
+  // reward.margin is part of the loss: validation pairs get it too, so val_loss (and
+  // train.patience, which watches it) is the loss training minimises.
   for (auto& p : prefs) p.margin += rc.margin;
+  for (auto& p : val) p.margin += rc.margin;
   PairSeqs data = to_sequences(tok, prefs);
   const int64_t N = static_cast<int64_t>(prefs.size());
   const int64_t per_step = tc.batch_size * tc.grad_accum;

@@ -112,21 +112,20 @@ std::vector<std::pair<std::string, std::string>> sft_pairs(const std::string& pa
   return out;
 }
 
+std::pair<torch::Tensor, double> sft_batch_loss(GPT& model, const SeqBatch& b, const torch::Device& dev) {
+  auto input = b.input.to(dev), targets = b.targets.to(dev), mask = b.mask.to(dev);
+  auto hid = model->hidden(input, nullptr, mask);  // (B, W, C)
+  const double count = static_cast<double>((b.targets != -100).sum().item<int64_t>());
+  if (count == 0) return {hid.sum() * 0.0, 0.0};
+  auto mean = linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->lm_head_weight(), targets.reshape(-1));
+  return {mean * count, count};
+}
+
 namespace {
 
 struct Split {
   std::vector<Sequence> train, val;
 };
-
-// Masked LM loss sum and count of a batch: (sum over unmasked targets of -log p, count).
-std::pair<torch::Tensor, double> batch_loss_sum(GPT& model, const SeqBatch& b, const torch::Device& dev) {
-  auto input = b.input.to(dev), targets = b.targets.to(dev), mask = b.mask.to(dev);
-  auto hid = model->hidden(input, nullptr, mask);  // (B, W, C)
-  const double count = static_cast<double>((b.targets != -100).sum().item<int64_t>());
-  if (count == 0) return {hid.sum() * 0.0, 0.0};
-  auto mean = linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->wte->weight, targets.reshape(-1));
-  return {mean * count, count};
-}
 
 }  // namespace
 
@@ -224,7 +223,7 @@ json sft(const Config& config) {
           std::vector<const Sequence*> mine(rows.begin() + m * tc.batch_size + rank * B_local,
                                             rows.begin() + m * tc.batch_size + (rank + 1) * B_local);
           SeqBatch b = make_batch(mine, block, sc.mask_prompt, tok.pad_id());
-          auto [loss, count] = batch_loss_sum(model, b, run.device());
+          auto [loss, count] = sft_batch_loss(model, b, run.device());
           return MicroOut{loss, count,
                           {{"real_tokens", static_cast<double>(b.real_tokens)},
                            {"padded_tokens", static_cast<double>(b.padded_tokens)},
@@ -250,7 +249,7 @@ json sft(const Config& config) {
         std::vector<const Sequence*> rows;
         for (size_t i = lo + rank; i < std::min(data.val.size(), lo + tc.batch_size); i += W) rows.push_back(&data.val[i]);
         if (rows.empty()) continue;
-        auto [l, c] = batch_loss_sum(model, make_batch(rows, block, sc.mask_prompt, tok.pad_id()), run.device());
+        auto [l, c] = sft_batch_loss(model, make_batch(rows, block, sc.mask_prompt, tok.pad_id()), run.device());
         sum += l.item<double>();
         count += c;
       }

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "model/gpt.h"
+#include "train/sequences.h"
 
 namespace codex {
 
@@ -27,6 +29,12 @@ std::pair<std::string, std::string> docstring_task(const Problem& p);
 // The problem's prompt with its docstring text replaced by `doc` (the round trip: Codex-S reads a
 // docstring Codex-D wrote). Empty when the prompt has no docstring.
 std::string with_docstring(const Problem& p, const std::string& doc);
+
+// SFT's loss of one batch (make_batch's layout): the sum over the batch's targets (those not
+// -100: completion tokens when prompts are masked) of -log p(target | everything before it), and
+// the number of those targets. The trainer divides the sum by the count over micro-batches and
+// ranks (a token mean); val_loss is the same ratio over the validation set.
+std::pair<torch::Tensor, double> sft_batch_loss(GPT& model, const SeqBatch& b, const torch::Device& dev);
 
 // Trains (or resumes) the SFT run cfg.run.dir; returns the summary JSON.
 nlohmann::json sft(const Config& cfg);

@@ -127,12 +127,19 @@ TEST_CASE("api: pretrain -> sft -> reward model -> rlhf_ppo on tiny data", "[api
   CHECK(!metrics(tmp / "m1").empty());
 
   const codex::Preference pref{"def add(a, b):", " return a + b", " return a - b"};
+  // The seeds' call, no override: the reward trunk starts from the last model sft() returned (m1).
   codex::RewardModelCfg rcfg{3, 3e-3, 0, (tmp / "rm").string(), small};
-  CHECK(error_of([&] { codex::train_reward_model({pref}, rcfg); }).find("reward.init") != std::string::npos);
-  rcfg.overrides["reward.init"] = m1.weights.dir;
   rcfg.overrides["train.max_steps"] = "30";
-  rcfg.run_dir = (tmp / "rm2").string();
   codex::RewardModelHandle rm = codex::train_reward_model({pref}, rcfg);
+  CHECK(read_text(tmp / "rm" / "config.yaml").find(m1.weights.dir) != std::string::npos);
+  // the override still chooses the start (here M0)
+  codex::RewardModelCfg ocfg{1, 3e-3, 0, (tmp / "rm0").string(), small};
+  ocfg.overrides["reward.init"] = m0.weights.dir;
+  ocfg.overrides["train.max_steps"] = "1";
+  (void)codex::train_reward_model({pref}, ocfg);
+  const std::string rm0_cfg = read_text(tmp / "rm0" / "config.yaml");
+  CHECK(rm0_cfg.find(m0.weights.dir) != std::string::npos);
+  CHECK(rm0_cfg.find(m1.weights.dir) == std::string::npos);
   // 30 steps on one pair: the chosen completion scores above the rejected one
   CHECK(rm.score(pref.prompt, pref.chosen) > rm.score(pref.prompt, pref.rejected));
 

@@ -6,6 +6,10 @@
 #include "helpers.h"
 #include "util/error.h"
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
+
 using namespace codex;
 
 namespace {
@@ -139,4 +143,44 @@ TEST_CASE("jsonl: every malformed file is a UsageError naming file and line", "[
   CHECK(error_of([&] { read_problems(t.str()); }).find("is a folder") != std::string::npos);
   test::write_text(t / "bad.jsonl.gz", "not gzip at all");
   CHECK(error_of([&] { read_preferences((t / "bad.jsonl.gz").string()); }).find("bad.jsonl.gz") != std::string::npos);
+}
+
+TEST_CASE("jsonl: preferences with identical responses are refused (file:line), empty ones counted in a warning",
+          "[data][reward]") {
+  codex::test::TempDir t;
+  codex::test::write_text(t / "same.jsonl",
+                          "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n"
+                          "\n"
+                          "{\"prompt\": \"p\", \"chosen\": \"x = 1\\n\", \"rejected\": \"x = 1\\n\"}\n");
+  const std::string e = error_of([&] { read_preferences((t / "same.jsonl").string()); });
+  CHECK(e.find("same.jsonl:3") != std::string::npos);
+  CHECK(e.find("identical") != std::string::npos);
+  // the (completion_a, completion_b, label) spelling too
+  codex::test::write_text(t / "ab.jsonl",
+                          "{\"prompt\": \"p\", \"completion_a\": \"c\", \"completion_b\": \"c\", \"label\": 1}\n");
+  CHECK(error_of([&] { read_preferences((t / "ab.jsonl").string()); }).find("ab.jsonl:1") != std::string::npos);
+
+  // Empty or whitespace-only responses are read, and said once with their count.
+  codex::test::write_text(t / "empty.jsonl",
+                          "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"\"}\n"
+                          "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n"
+                          "{\"prompt\": \"p\", \"chosen\": \"  \\n\", \"rejected\": \"b\"}\n");
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  auto logger = spdlog::default_logger();
+  logger->sinks().push_back(sink);
+  std::vector<Preference> prefs;
+  try {
+    prefs = read_preferences((t / "empty.jsonl").string());
+    (void)read_preferences((t / "empty.jsonl").string());  // a second read does not repeat it
+  } catch (...) {
+    logger->sinks().pop_back();
+    throw;
+  }
+  logger->sinks().pop_back();
+  CHECK(prefs.size() == 3);
+  const std::string said = log.str();
+  INFO(said);
+  CHECK(said.find("empty.jsonl: 2 of 3 preference pairs have an empty") != std::string::npos);
+  CHECK(said.find("empty.jsonl", said.find("empty.jsonl") + 1) == std::string::npos);
 }

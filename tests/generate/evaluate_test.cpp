@@ -24,6 +24,51 @@ using codex::test::TempDir;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
+namespace {
+
+// log P(completion | prompt) by hand: one forward pass over the tokens (no batching, no padding),
+// log_softmax in float64, summed at the completion's positions. An empty prompt reads the
+// end-of-text token as its context; a sequence longer than the block loses its prompt's left end.
+double hand_logprob(GPT& model, const Tokenizer& tok, const std::string& prompt, const std::string& completion) {
+  auto p = tok.encode(prompt), c = tok.encode(completion);
+  if (p.empty()) p.push_back(tok.eot_id());
+  std::vector<int64_t> all(p.begin(), p.end());
+  all.insert(all.end(), c.begin(), c.end());
+  const size_t keep = static_cast<size_t>(model->cfg.block_size) + 1;
+  const size_t drop = all.size() > keep ? all.size() - keep : 0;
+  REQUIRE(drop < p.size());  // only prompt tokens are dropped
+  all.erase(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(drop));
+  const size_t first = p.size() - drop;  // position of the first completion token in `all`
+  torch::NoGradGuard ng;
+  const bool was = model->is_training();
+  model->eval();
+  auto in = torch::tensor(std::vector<int64_t>(all.begin(), all.end() - 1), torch::kLong).unsqueeze(0);
+  auto lsm = torch::log_softmax(model->forward(in).to(torch::kFloat64), -1);  // (1, T - 1, V)
+  if (was) model->train();
+  double sum = 0;
+  for (size_t j = 0; j < c.size(); ++j) sum += lsm[0][static_cast<int64_t>(first + j - 1)][c[j]].item<double>();
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("score: an empty completion keeps its place in a batch, later results are not shifted", "[eval]") {
+  TempDir t;
+  LoadedModel lm = load_model(codex::test::make_lm_checkpoint(t.path));
+  Tokenizer tok(lm.tokenizer_path);
+  const std::vector<std::pair<std::string, std::string>> items = {
+      {"def f(x):\n", "    return x\n"}, {"import os\n", ""}, {"a = 1\n", "b = a + 2\n"}, {"x = 0\n", ""}};
+  auto out = score_completions(lm.model, tok, items, 16);
+  REQUIRE(out.size() == 4);
+  CHECK(out[1].tokens == 0);
+  CHECK(out[1].logprob == 0.0);
+  CHECK(out[3].tokens == 0);
+  CHECK(out[0].tokens == static_cast<int64_t>(tok.encode(items[0].second).size()));
+  CHECK(out[2].tokens == static_cast<int64_t>(tok.encode(items[2].second).size()));
+  CHECK(out[0].logprob == Approx(hand_logprob(lm.model, tok, items[0].first, items[0].second)).epsilon(1e-6));
+  CHECK(out[2].logprob == Approx(hand_logprob(lm.model, tok, items[2].first, items[2].second)).epsilon(1e-6));
+}
+
 TEST_CASE("score: batched log-probs equal one by one and a hand log_softmax", "[eval][sft]") {
   TempDir t;
   LoadedModel lm = load_model(codex::test::make_lm_checkpoint(t.path));
@@ -118,7 +163,7 @@ TEST_CASE("eval problems: back-translation reranking scores samples by Codex-D l
     REQUIRE(dp.find(samples[i]) != std::string::npos);  // the sample is what Codex-D reads
     REQUIRE(!dc.empty());
     REQUIRE(dp.find(dc.substr(0, dc.find('\n'))) == std::string::npos);  // ... and not the docstring it scores
-    REQUIRE(sc[i] == Approx(score_completions(lm.model, tok, {{dp, dc}}, 1)[0].logprob).epsilon(1e-9));
+    REQUIRE(sc[i] == Approx(hand_logprob(lm.model, tok, dp, dc)).epsilon(1e-6));  // independent of score_completions
   }
   eval::Problem bare = one[0];
   bare.prompt = "def f(x):\n";

@@ -1,12 +1,17 @@
 // PPO end to end on toy rewards, execution grading in the sandbox, safety rules, resume.
 #include "rl/ppo.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "eval/sandbox.h"
 #include "helpers.h"
 #include "rl/rewards.h"
+#include "tokenizer/tiny_tokenizer.h"
 #include "train/finetune_fixture.h"
 
 using namespace codex;
@@ -101,6 +106,9 @@ TEST_CASE("ppo: bad inputs are refused before anything is written", "[ppo]") {
   TempDir t;
   const std::string m0 = codex::test::make_lm_checkpoint(t.path);
   REQUIRE_THROWS_WITH(ppo(toy_config(t.path, m0, (t / "r").string(), {})), Catch::Contains("no reward"));
+  // safety patterns count as a reward only with a weight: gamma = 0 leaves no reward
+  REQUIRE_THROWS_WITH(ppo(toy_config(t.path, m0, (t / "r").string(), {"ppo.gamma=0", "ppo.safety.patterns=[' ']"})),
+                      Catch::Contains("no reward"));
   REQUIRE_THROWS_WITH(ppo(toy_config(t.path, m0, (t / "r").string(), {"ppo.safety.patterns=['(']"}), space_share),
                       Catch::Contains("not a valid regular expression"));
   REQUIRE_THROWS_WITH(ppo(toy_config(t.path, m0, (t / "r").string(), {"ppo.advantage=grpo",
@@ -136,4 +144,129 @@ TEST_CASE("rewards: execution outcomes graded in the sandbox, safety rules count
   REQUIRE(rules.violations("import os\nos.system('rm -rf /')\nx = eval('1') + eval('2')\n") == 4);
   REQUIRE(rules.violations("return x\n") == 0);
   REQUIRE_THROWS(rl::SafetyRules({"[unclosed"}));
+}
+
+TEST_CASE("ppo: a safety rule alone is a reward (gamma != 0, patterns set, no other reward)", "[ppo]") {
+  TempDir t;
+  const std::string m0 = codex::test::make_lm_checkpoint(t.path);
+  // No reward model, no tests, no custom reward: only U's gamma * Omega term.
+  json out = ppo(toy_config(t.path, m0, (t / "r").string(),
+                            {"train.max_steps=2", "ppo.gamma=0.5", "ppo.safety.patterns=[' ']",
+                             "ppo.safety.no_eos_penalty=0"}));
+  REQUIRE(out["steps"] == 2);
+  auto m = metrics(t / "r");
+  REQUIRE(m.size() == 2);
+  for (auto& j : m) {
+    // the sequence reward is -gamma x violations (per response, averaged)
+    CHECK(j["reward"].get<double>() == Approx(-0.5 * j["safety_violations"].get<double>()).margin(1e-9));
+    CHECK(j["reward_rm"].get<double>() == 0.0);
+    CHECK(j["reward_exec"].get<double>() == 0.0);
+  }
+}
+
+TEST_CASE("ppo: dropout is off in PPO, so the first ratio of an iteration is exactly 1", "[ppo]") {
+  TempDir t;
+  // An M1 trained with dropout 0.5 (its config says so; PPO must not sample masks).
+  const std::string tok_path = codex::test::train_tiny_tokenizer(t.path, true, 400);
+  Tokenizer tok(tok_path);
+  Config mc = load_config("", {"model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=64",
+                               "model.dropout=0.5", "optim.lr=0.1"});
+  torch::manual_seed(5);
+  GPT net(GPTConfig::from(mc.model, tok.vocab_size()));
+  const std::string m1 = (t / "m1").string();
+  save_model_checkpoint(m1, net, mc, tok_path);
+  // One epoch, one minibatch: the only update sees pi == pi_old, so approx_kl = 0 and nothing clips.
+  for (const char* adv : {"gae", "grpo"}) {
+    INFO(adv);
+    const fs::path run = t / (std::string("run-") + adv);
+    ppo(toy_config(t.path, m1, run.string(),
+                   {"train.max_steps=1", "ppo.epochs=1", "ppo.minibatches=1", std::string("ppo.advantage=") + adv}),
+        space_share);
+    auto m = metrics(run);
+    REQUIRE(m.size() == 1);
+    CHECK(std::abs(m[0]["approx_kl"].get<double>()) < 1e-6);
+    CHECK(m[0]["clipfrac"].get<double>() == 0.0);
+  }
+}
+
+TEST_CASE("rewards: a correct solution with an emoji and CJK text passes in the PPO / prefs grading path", "[ppo][eval]") {
+  eval::SandboxOptions o;
+  o.timeout_s = 5.0;
+  o.workers = 2;
+  eval::Sandbox sb(o);
+  eval::Problem p;
+  p.task_id = "t/emoji";
+  p.prompt = "def greet(name):\n    \"\"\"Greets in two scripts \U0001F600.\"\"\"\n";
+  p.entry_point = "greet";
+  p.test = "def check(candidate):\n    assert candidate('\u4e16\u754c') == '\u4f60\u597d, \u4e16\u754c \U0001F680'\n";
+  // UTF-8 in the completion: an emoji (above U+FFFF) in a comment and in a string, CJK text.
+  const std::string right = "    # \xF0\x9F\x9A\x80 rocket\n    return '\xE4\xBD\xA0\xE5\xA5\xBD, ' + name + ' \xF0\x9F\x9A\x80'\n";
+  const std::string wrong = "    # \xF0\x9F\x9A\x80 rocket\n    return '\xE4\xBD\xA0\xE5\xA5\xBD ' + name\n";
+  // The eval path (the program as written) passes the right one ...
+  auto plain = sb.run_programs({eval::check_program(p, right)});
+  REQUIRE(plain[0].passed);
+  // ... and so does the grading path of PPO's execution reward and prefs from-execution.
+  auto oc = rl::grade_completions(sb, {p, p}, {right, wrong});
+  REQUIRE(oc.size() == 2);
+  CHECK(oc[0] == rl::Outcome::passed);
+  CHECK(rl::execution_reward(oc[0]) == 1.0);
+  CHECK(oc[1] == rl::Outcome::wrong);
+}
+
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+}  // namespace
+
+TEST_CASE("ppo: 2 ranks whiten advantages over the whole rollout and match 1 process step by step", "[ppo][dist]") {
+  TempDir t;
+  const std::string m0 = codex::test::make_lm_checkpoint(t.path);
+  std::string prompts;
+  for (int i = 0; i < 8; ++i) prompts += json{{"prompt", "def f" + std::to_string(i) + "(x):\n"}}.dump() + "\n";
+  codex::test::write_text(t / "prompts.jsonl", prompts);
+  // A safety-only reward (no custom reward on the command line); GAE with whitening; one update
+  // per iteration so only the advantages can tell the two runs apart.
+  auto args = [&](const std::string& run) {
+    std::string a = "ppo";
+    for (const std::string& o : std::vector<std::string>{"ppo.init=" + m0, "ppo.prompts=" + (t / "prompts.jsonl").string(), "run.dir=" + run, "run.threads=1",
+          std::string("train.max_steps=3"), std::string("train.log_every=1"), std::string("train.eval_every=0"),
+          std::string("train.checkpoint_every=0"), std::string("optim.lr=1e-2"), std::string("optim.warmup_steps=0"),
+          std::string("optim.min_lr_ratio=1"), std::string("ppo.rollout.prompts_per_step=4"),
+          std::string("ppo.rollout.samples_per_prompt=2"), std::string("ppo.rollout.max_new_tokens=8"),
+          std::string("ppo.w_rm=0"), std::string("ppo.w_exec=0"), std::string("generate.stop=[]"),
+          std::string("ppo.gamma=1"), std::string("ppo.safety.patterns=[' ']"),
+          std::string("ppo.safety.no_eos_penalty=0"), std::string("ppo.epochs=1"), std::string("ppo.minibatches=1"),
+          std::string("ppo.advantage=gae"), std::string("ppo.whiten=true"), std::string("dist.timeout_s=30")})
+      a += " " + codex::test::shell_quote(o);
+    return a;
+  };
+  auto one = codex::test::run_cli(args((t / "one").string()));
+  INFO(one.err);
+  REQUIRE(one.code == 0);
+  auto two = codex::test::run_shell(codex::test::shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh") +
+                                    " --nproc-per-node 2 --grace 2 --master-port " + std::to_string(free_port()) +
+                                    " -- " + codex::test::shell_quote(CODEX_BINARY) + " " + args((t / "two").string()));
+  INFO(two.err);
+  REQUIRE(two.code == 0);
+  auto a = metrics(t / "one"), b = metrics(t / "two");
+  REQUIRE(a.size() == 3);
+  REQUIRE(b.size() == 3);
+  for (size_t i = 0; i < a.size(); ++i)
+    for (auto k : {"loss", "kl", "entropy", "policy_loss", "value_loss", "reward", "response_length"}) {
+      INFO("step " << i + 1 << " " << k);
+      const double x = a[i][k].get<double>(), y = b[i][k].get<double>();
+      CHECK(std::abs(x - y) <= 1e-4 * std::max(1.0, std::abs(x)));
+    }
 }

@@ -85,3 +85,89 @@ TEST_CASE("rl: adaptive KL controller (Ziegler et al.) and explained variance", 
   REQUIRE(explained_variance(T({1, 2, 3, 7}), T({1, 2, 3, 0}), m) == Approx(1.0));
   REQUIRE(explained_variance(T({2, 2, 2, 0}), T({1, 2, 3, 0}), m) == Approx(0.0).margin(1e-12));
 }
+
+TEST_CASE("rl: whitening over two ranks uses the statistics of both ranks' tokens (by hand)", "[rl][dist]") {
+  // Two ranks hold x = {1, 2} and {3, 10} (all response tokens). Together: mean 4,
+  // population variance ((1-4)^2 + (2-4)^2 + (3-4)^2 + (10-4)^2) / 4 = 12.5.
+  const double mean = 4.0, s = std::sqrt(12.5 + 1e-8);
+  const std::vector<double> other = {3, 10};
+  // Rank 0's view of the sum over ranks: its own numbers plus rank 1's (the all-reduce).
+  SumOverRanks sum = [&](const std::vector<double>& v) -> std::vector<double> {
+    if (v.size() == 2) return {v[0] + other[0] + other[1], v[1] + 2};                   // sum, count
+    return {v[0] + (other[0] - mean) * (other[0] - mean) + (other[1] - mean) * (other[1] - mean)};  // squares
+  };
+  near(whiten(T({1, 2}), T({1, 1}), sum), T({(1 - mean) / s, (2 - mean) / s}), 1e-12);
+  // Rank 0 alone would whiten to -1, +1 (the defect: each rank its own statistics).
+  near(whiten(T({1, 2}), T({1, 1})), T({-0.5 / std::sqrt(0.25 + 1e-8), 0.5 / std::sqrt(0.25 + 1e-8)}), 1e-12);
+  // One process: the reduction is the identity and agrees with the local form.
+  SumOverRanks self = [](const std::vector<double>& v) { return v; };
+  near(whiten(T({1, 2, 3, 10}), T({1, 1, 1, 1}), self), T({-3 / s, -2 / s, -1 / s, 6 / s}), 1e-12);
+}
+
+TEST_CASE("rl: PPO-ptx demonstrations differ between ranks and do not depend on the world size", "[rl][dist]") {
+  // step 1, epoch 0, 6 rows in the job: (7919 + row) mod 100 = 19 .. 24
+  std::vector<size_t> one, r0, r1;
+  for (int64_t row = 0; row < 6; ++row) one.push_back(ptx_demo_index(1, 0, 0, 1, 6, row, 100));
+  for (int64_t row = 0; row < 3; ++row) r0.push_back(ptx_demo_index(1, 0, 0, 2, 3, row, 100));
+  for (int64_t row = 0; row < 3; ++row) r1.push_back(ptx_demo_index(1, 0, 1, 2, 3, row, 100));
+  CHECK(one == std::vector<size_t>{19, 20, 21, 22, 23, 24});
+  CHECK(r0 == std::vector<size_t>{19, 20, 21});
+  CHECK(r1 == std::vector<size_t>{22, 23, 24});
+  // epoch 1 continues after the whole job's 6 rows: 7919 + 6 + row
+  CHECK(ptx_demo_index(1, 1, 1, 2, 3, 0, 100) == 28);
+  CHECK(ptx_demo_index(1, 1, 0, 1, 6, 3, 100) == 28);
+}
+
+TEST_CASE("rl: PPO wiring by hand: KL penalty sign, sequence reward at the end token, masked values, GAE", "[rl]") {
+  // Two left-padded rows of width 3: row 0 has 2 response tokens, row 1 has 1 (its end token).
+  AdvantageInputs in;
+  in.resp = torch::stack({T({0, 1, 1}), T({0, 0, 1})});
+  in.logp = torch::stack({T({0, std::log(0.5), std::log(0.25)}), T({0, 0, std::log(0.5)})});
+  in.ref_logp = torch::stack({T({0, std::log(0.25), std::log(0.25)}), T({0, 0, 0})});
+  in.values = torch::stack({T({9, 0.5, 0.25}), T({9, 9, 0.5})});  // 9 on padding: must not count
+  in.seq_reward = T({1.0, -1.0});
+  in.mode = "gae";
+  in.estimator = "k1";
+  in.kl_coef = 0.5;
+  in.gamma = 1.0;
+  in.lam = 0.5;
+  in.whiten = false;
+  const double l2 = std::log(2.0);
+  auto a = ppo_advantages(in);
+  // k1 = log pi - log pi_ref on response tokens: row 0 (0, log 2, 0), row 1 (0, 0, -log 2)
+  near(a.kl, torch::stack({T({0, l2, 0}), T({0, 0, -l2})}));
+  // r_t = -0.5 kl_t; the sequence reward lands on the end token (the last column)
+  near(a.rewards, torch::stack({T({0, -0.5 * l2, 1.0}), T({0, 0, 0.5 * l2 - 1.0})}));
+  // row 0: delta_2 = 1 - 0.25 = 0.75 = A_2; delta_1 = -0.5 log 2 + 0.25 - 0.5, A_1 = delta_1 + 0.5 * 0.75
+  // row 1: A_2 = 0.5 log 2 - 1 - 0.5; returns = A + V on response tokens only
+  near(a.advantages, torch::stack({T({0, 0.125 - 0.5 * l2, 0.75}), T({0, 0, 0.5 * l2 - 1.5})}));
+  near(a.returns, torch::stack({T({0, 0.625 - 0.5 * l2, 1.0}), T({0, 0, 0.5 * l2 - 1.0})}));
+  // whitened over the three response tokens
+  in.whiten = true;
+  auto w = ppo_advantages(in);
+  const double x0 = 0.125 - 0.5 * l2, x1 = 0.75, x2 = 0.5 * l2 - 1.5, m = (x0 + x1 + x2) / 3;
+  const double sd = std::sqrt(((x0 - m) * (x0 - m) + (x1 - m) * (x1 - m) + (x2 - m) * (x2 - m)) / 3 + 1e-8);
+  near(w.advantages, torch::stack({T({0, (x0 - m) / sd, (x1 - m) / sd}), T({0, 0, (x2 - m) / sd})}));
+  near(w.returns, a.returns);  // returns come before whitening
+}
+
+TEST_CASE("rl: GRPO / RLOO wiring by hand: groups are consecutive rows, KL lowers the reward", "[rl]") {
+  // 2 prompts x 2 samples, prompt-major: rows 0, 1 are prompt 0's; rows 2, 3 prompt 1's.
+  AdvantageInputs in;
+  in.resp = torch::stack({T({1, 1}), T({0, 1}), T({1, 1}), T({0, 1})});
+  in.ref_logp = torch::stack({T({std::log(0.25), std::log(0.5)}), T({0, std::log(0.5)}),
+                              T({std::log(0.5), std::log(0.5)}), T({0, std::log(0.5)})});
+  in.logp = in.ref_logp.clone();
+  in.logp[0][0] = std::log(0.5);  // row 0 alone departs from the reference: k1 = log 2
+  in.seq_reward = T({1, 0, 2, 2});
+  in.mode = "grpo";
+  in.kl_coef = 1.0;
+  in.group = 2;
+  const double l2 = std::log(2.0);
+  auto g = ppo_advantages(in);
+  // totals (1 - log 2, 0 | 2, 2): group 0 -> +1, -1 (std = (1 - log 2) / 2); group 1 -> 0, 0
+  near(g.advantages, torch::stack({T({1, 1}), T({0, -1}), T({0, 0}), T({0, 0})}), 1e-4);
+  in.mode = "rloo";
+  auto r = ppo_advantages(in);
+  near(r.advantages, torch::stack({T({1 - l2, 1 - l2}), T({0, l2 - 1}), T({0, 0}), T({0, 0})}));
+}

@@ -7,6 +7,7 @@
 
 #include "helpers.h"
 #include "train/finetune_fixture.h"
+#include "train/sequences.h"
 
 using namespace codex;
 using codex::test::read_text;
@@ -81,4 +82,45 @@ TEST_CASE("reward: a reward model learns a planted preference, eval and score co
                      codex::test::tiny_ft_args((t / "rm2").string()));
   REQUIRE(bad.code == 2);
   REQUIRE(bad.err.find("bad.jsonl:3") != std::string::npos);
+}
+
+TEST_CASE("reward: val_loss includes reward.margin (the loss training minimises), by hand from the final model",
+          "[reward]") {
+  TempDir t;
+  const std::string m0 = codex::test::make_lm_checkpoint(t.path);
+  std::string train, val;
+  for (int i = 0; i < 8; ++i)
+    train += json{{"prompt", "def f" + std::to_string(i) + "(x):\n"}, {"chosen", "    return x\n"},
+                  {"rejected", "    raise X\n"}}.dump() + "\n";
+  // held-out pairs; the second carries its own margin (added to reward.margin)
+  const std::vector<json> vp = {{{"prompt", "def g(x):\n"}, {"chosen", "    return 1\n"}, {"rejected", "    pass\n"}},
+                                {{"prompt", "def h(y):\n"}, {"chosen", "    return y\n"}, {"rejected", "    y()\n"},
+                                 {"margin", 0.25}},
+                                {{"prompt", "x = 1\n"}, {"chosen", "y = x\n"}, {"rejected", "y = z\n"}}};
+  for (auto& j : vp) val += j.dump() + "\n";
+  codex::test::write_text(t / "train.jsonl", train);
+  codex::test::write_text(t / "val.jsonl", val);
+  auto r = run_cli("reward train" + codex::test::tiny_ft_args((t / "rm").string()) + " reward.init=" + m0 +
+                   " reward.data=" + (t / "train.jsonl").string() + " reward.val_data=" + (t / "val.jsonl").string() +
+                   " reward.margin=1.5 reward.center_coef=0.01 train.max_steps=2 train.eval_every=2");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const double reported = json::parse(r.out)["val_loss"].get<double>();
+  // The final model (val_loss is measured after the last step's update) scores the held-out pairs;
+  // the documented loss: -log sigmoid(r_c - r_r - margin) + c (r_c + r_r)^2, margin = 1.5 + own.
+  LoadedModel lm = load_model((t / "rm").string());
+  Tokenizer tok(lm.tokenizer_path);
+  lm.model->eval();
+  torch::NoGradGuard ng;
+  const double margins[] = {1.5, 1.75, 1.5};
+  double want = 0;
+  for (size_t i = 0; i < vp.size(); ++i) {
+    Sequence c = make_sequence(tok, vp[i]["prompt"], vp[i]["chosen"]);
+    Sequence j = make_sequence(tok, vp[i]["prompt"], vp[i]["rejected"]);
+    const double rc = score_sequences(lm.model, {&c}, tok, torch::kCPU)[0].item<double>();
+    const double rr = score_sequences(lm.model, {&j}, tok, torch::kCPU)[0].item<double>();
+    want += std::log1p(std::exp(-(rc - rr - margins[i]))) + 0.01 * (rc + rr) * (rc + rr);
+  }
+  want /= 3.0;
+  CHECK(reported == Approx(want).epsilon(1e-5));
 }

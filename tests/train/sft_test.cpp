@@ -95,6 +95,50 @@ TEST_CASE("sft: a left-padded batch gives each example its solo loss, prompt tar
   REQUIRE(std::abs(l_mask.item<double>() - want.item<double>()) < 1e-12);
 }
 
+TEST_CASE("sft: the trainer's own batch loss is the sum of -log p over completion targets, by hand", "[sft]") {
+  GPTConfig g;
+  g.vocab_size = 30;
+  g.n_layer = 2;
+  g.n_head = 2;
+  g.n_embd = 16;
+  g.block_size = 16;
+  torch::manual_seed(7);
+  GPT m(g);
+  m->to(torch::kDouble);
+  m->eval();
+  Sequence a{{1, 2, 3, 4}, {5, 6, 29}}, b{{9}, {10, 11, 12, 29}}, c{{}, {20, 21, 29}};
+  // By hand, one unpadded sequence at a time: -log softmax(logits at j - 1)[token j] for every
+  // token j that is a target (completion tokens, or every token after the first when unmasked).
+  auto hand = [&](const std::vector<const Sequence*>& rows, bool mask_prompt) {
+    double sum = 0;
+    int64_t count = 0;
+    torch::NoGradGuard ng;
+    for (const Sequence* s : rows) {
+      std::vector<int64_t> all(s->prompt.begin(), s->prompt.end());
+      all.insert(all.end(), s->completion.begin(), s->completion.end());
+      auto in = torch::tensor(std::vector<int64_t>(all.begin(), all.end() - 1), torch::kLong).unsqueeze(0);
+      auto lsm = torch::log_softmax(m->forward(in), -1);
+      const size_t first = mask_prompt ? std::max<size_t>(1, s->prompt.size()) : 1;
+      for (size_t j = first; j < all.size(); ++j, ++count) sum -= lsm[0][static_cast<int64_t>(j - 1)][all[j]].item<double>();
+    }
+    return std::make_pair(sum, count);
+  };
+  for (bool mp : {true, false}) {
+    INFO("mask_prompt " << mp);
+    SeqBatch x = make_batch({&a, &b, &c}, 16, mp, 0);
+    auto [loss, count] = sft_batch_loss(m, x, torch::kCPU);
+    auto [want, n] = hand({&a, &b, &c}, mp);
+    CHECK(count == static_cast<double>(n));
+    CHECK(count == (mp ? 9.0 : 12.0));  // 3 + 4 + 2 completion targets; 6 + 4 + 2 without the mask
+    CHECK(loss.item<double>() == Approx(want).epsilon(1e-9));
+  }
+  // the loss carries the gradient the trainer steps with
+  m->train();
+  SeqBatch x = make_batch({&a}, 16, true, 0);
+  auto [loss, count] = sft_batch_loss(m, x, torch::kCPU);
+  REQUIRE(loss.requires_grad());
+}
+
 TEST_CASE("sft: Codex-D data drops the docstring from the prompt and asks for it", "[sft]") {
   Problem p;
   p.task_id = "t/0";
