@@ -12,6 +12,11 @@ include(CMakePackageConfigHelpers)
 add_library(codex_train SHARED $<TARGET_OBJECTS:codex_core>)
 add_library(codex_train::codex_train ALIAS codex_train)
 target_link_libraries(codex_train PRIVATE codex_deps)
+# A CUDA build's kernels (cmake/Cuda.cmake): codex_core's objects call them, and objects taken with
+# $<TARGET_OBJECTS> bring no link dependencies, so the shared library links them itself.
+if(TARGET codex_kernels)
+  target_link_libraries(codex_train PRIVATE codex_kernels)
+endif()
 target_include_directories(codex_train PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
                                               $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_features(codex_train INTERFACE cxx_std_17)

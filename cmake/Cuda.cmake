@@ -40,15 +40,29 @@ function(codex_torch_has_nccl out)
   endforeach()
 endfunction()
 
+# The architectures the kernels are built for. A CUDA find_package(Torch) enables the CUDA language
+# itself, which fixes CMAKE_CUDA_ARCHITECTURES to nvcc's default (sm_75 for nvcc 13: no bf16 MMA),
+# so the kernels target sets its own list rather than trusting the global one.
+set(CODEX_CUDA_ARCHS "80;90" CACHE STRING "CUDA architectures of the codex kernels (sm_80 or newer)")
+
 if(CODEX_CUDA)
   if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
   endif()
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    set(CMAKE_CUDA_ARCHITECTURES ${CODEX_CUDA_ARCHS})
   endif()
+  # One CUDA runtime in the process: LibTorch links libcudart.so, so the kernels (and every target
+  # made after this point: the program, libcodex_train, the tests) link the shared one too, not
+  # CMake's default static cudart.
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
   enable_language(CUDA)
   set(CMAKE_CUDA_STANDARD 17)
+  foreach(_arch ${CODEX_CUDA_ARCHS})
+    if(_arch MATCHES "^([0-9]+)" AND CMAKE_MATCH_1 LESS 80)
+      message(FATAL_ERROR "CODEX_CUDA_ARCHS=${CODEX_CUDA_ARCHS}: the kernels need sm_80 or newer (bf16 MMA)")
+    endif()
+  endforeach()
   if(NOT TORCH_CUDA_LIBRARIES AND NOT TORCH_LIBRARIES MATCHES "torch_cuda|c10_cuda")
     message(FATAL_ERROR "CODEX_CUDA=ON: the LibTorch found (${Torch_DIR}) is not a CUDA build; point "
                         "CMAKE_PREFIX_PATH at a CUDA one (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')")
@@ -61,9 +75,12 @@ if(CODEX_CUDA)
   file(GLOB_RECURSE CODEX_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/*.cu)
   add_library(codex_kernels STATIC ${CODEX_KERNEL_SOURCES})
   target_include_directories(codex_kernels PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
-  set_target_properties(codex_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
+  set_target_properties(codex_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF
+                                                 CUDA_ARCHITECTURES "${CODEX_CUDA_ARCHS}" CUDA_RUNTIME_LIBRARY Shared)
   target_compile_options(codex_kernels PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 --use_fast_math -lineinfo>)
+  # codex_core's objects go into the program, the tests and libcodex_train (cmake/CodexPackage.cmake
+  # links the kernels there too: object libraries do not carry their link dependencies along).
   target_link_libraries(codex_core PUBLIC codex_kernels)
   target_compile_definitions(codex_core PUBLIC CODEX_WITH_CUDA_KERNELS CODEX_WITH_NCCL USE_C10D_NCCL)
-  message(STATUS "codex: CUDA build (kernels for sm_${CMAKE_CUDA_ARCHITECTURES}, NCCL on)")
+  message(STATUS "codex: CUDA build (kernels for sm_${CODEX_CUDA_ARCHS}, NCCL on)")
 endif()

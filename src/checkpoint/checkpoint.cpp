@@ -21,8 +21,13 @@ using Files = std::vector<std::pair<std::string, std::string>>;  // (name, bytes
 std::string to_string(const std::vector<char>& v) { return std::string(v.begin(), v.end()); }
 
 json gpt_to_json(const GPTConfig& g) {
-  return {{"vocab_size", g.vocab_size}, {"n_layer", g.n_layer}, {"n_head", g.n_head}, {"n_embd", g.n_embd},
-          {"block_size", g.block_size}, {"dropout", g.dropout}, {"bias", g.bias}};
+  json j = {{"vocab_size", g.vocab_size}, {"n_layer", g.n_layer}, {"n_head", g.n_head}, {"n_embd", g.n_embd},
+            {"block_size", g.block_size}, {"dropout", g.dropout}, {"bias", g.bias}};
+  if (g.llama())  // written only for llama, so gpt2 checkpoints stay byte-identical to earlier ones
+    j.update({{"arch", g.arch}, {"n_kv_head", g.kv_heads()}, {"intermediate_size", g.mlp_width()},
+              {"rope_theta", g.rope_theta}, {"norm_eps", g.norm_eps}, {"qkv_bias", g.qkv_bias},
+              {"tie_embeddings", g.tie_embeddings}});
+  return j;
 }
 
 GPTConfig gpt_from_json(const json& j) {
@@ -34,6 +39,13 @@ GPTConfig gpt_from_json(const json& j) {
   g.block_size = j.at("block_size");
   g.dropout = j.value("dropout", 0.0);
   g.bias = j.value("bias", true);
+  g.arch = j.value("arch", std::string("gpt2"));
+  g.n_kv_head = j.value("n_kv_head", int64_t{0});
+  g.intermediate_size = j.value("intermediate_size", int64_t{0});
+  g.rope_theta = j.value("rope_theta", 10000.0);
+  g.norm_eps = j.value("norm_eps", 1e-6);
+  g.qkv_bias = j.value("qkv_bias", false);
+  g.tie_embeddings = j.value("tie_embeddings", true);
   return g;
 }
 

@@ -50,7 +50,7 @@ std::vector<Field> fields(Config& c) {
       {"data.min_alnum_fraction", &c.data.min_alnum_fraction, 0, 1},
       {"data.generated_header_lines", &c.data.generated_header_lines, 0, 1e6},
       {"data.shard_tokens", &c.data.shard_tokens, 1, 1e12},
-      {"model.preset", &c.model.preset, -kInf, kInf, {"", "tiny", "small", "gpt2-124m"}},
+      {"model.preset", &c.model.preset, -kInf, kInf, {"", "tiny", "small", "gpt2-124m", "llama-tiny", "qwen2-0.5b"}},
       {"model.n_layer", &c.model.n_layer, 1, 256},
       {"model.n_head", &c.model.n_head, 1, 256},
       {"model.n_embd", &c.model.n_embd, 1, 65536},
@@ -59,6 +59,13 @@ std::vector<Field> fields(Config& c) {
       {"model.dropout", &c.model.dropout, 0, 0.99},
       {"model.bias", &c.model.bias},
       {"model.attention", &c.model.attention, -kInf, kInf, {"auto", "fused", "reference"}},
+      {"model.arch", &c.model.arch, -kInf, kInf, {"gpt2", "llama"}},
+      {"model.n_kv_head", &c.model.n_kv_head, 0, 256},
+      {"model.intermediate_size", &c.model.intermediate_size, 0, 1 << 20},
+      {"model.rope_theta", &c.model.rope_theta, 1, 1e12},
+      {"model.norm_eps", &c.model.norm_eps, 1e-12, 0.1},
+      {"model.qkv_bias", &c.model.qkv_bias},
+      {"model.tie_embeddings", &c.model.tie_embeddings},
       {"train.data", &c.train.data},
       {"train.batch_size", &c.train.batch_size, 1, 1 << 20},
       {"train.grad_accum", &c.train.grad_accum, 1, 1 << 20},
@@ -72,6 +79,7 @@ std::vector<Field> fields(Config& c) {
       {"train.init_from", &c.train.init_from},
       {"train.dtype", &c.train.dtype, -kInf, kInf, {"auto", "fp32", "bf16"}},
       {"train.fused_loss", &c.train.fused_loss},
+      {"train.tf32", &c.train.tf32},
       {"train.patience", &c.train.patience, 0, 1e9},
       {"optim.lr", &c.optim.lr, 0, 10},
       {"optim.min_lr_ratio", &c.optim.min_lr_ratio, 0, 1},
@@ -203,20 +211,21 @@ std::string nearest_key(const std::string& key) {
 
 // "did you mean 'optim.lr'?" or, with nothing close, the sections there are; `optim` alone is a
 // section, not a key.
-std::string suggestion(const std::string& key) {
+std::string suggestion(const std::string& key, const std::string& shown = "") {
   Config tmp;
   std::set<std::string> sections;
   for (auto& f : fields(tmp)) {
     auto dot = f.key.find('.');
     if (dot != std::string::npos) sections.insert(f.key.substr(0, dot));
   }
-  if (sections.count(key)) return "'" + key + "' is a section: set one of its keys, e.g. " + key + ".<name>";
+  if (sections.count(key))
+    return "'" + shown + key + "' is a section: set one of its keys, e.g. " + shown + key + ".<name>";
   if (key.find('.') == std::string::npos)
     for (auto& s : sections)
       if (key.rfind(s, 0) == 0 || edit_distance(key, s) <= key.size() / 3)
         return "did you mean the section '" + s + "'?";
   std::string near = nearest_key(key);
-  if (!near.empty()) return "did you mean '" + near + "'?";
+  if (!near.empty()) return "did you mean '" + shown + near + "'?";
   std::string list;
   for (auto& s : sections) list += (list.empty() ? "" : ", ") + s;
   return "keys are <section>.<name> with sections " + list + "; `codex-train config show` lists them all";
@@ -241,17 +250,18 @@ std::string scalar_kind(const Ptr& p) {
   }
 }
 
-void check_range(const Field& f, double v, const std::string& at) {
+void check_range(const Field& f, double v, const std::string& at, const std::string& shown) {
   if (!(v >= f.lo && v <= f.hi)) {
     std::ostringstream ss;
-    ss << at << f.key << ": value " << v << " out of range [" << f.lo << ", " << f.hi << "]";
+    ss << at << shown << f.key << ": value " << v << " out of range [" << f.lo << ", " << f.hi << "]";
     throw UsageError(ss.str());
   }
 }
 
-void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at) {
+// `shown` prefixes the key in messages: the key as the user wrote it ("ppo." + "train.max_steps").
+void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at, const std::string& shown) {
   auto bad = [&]() {
-    throw UsageError(at + f.key + ": expected " + scalar_kind(f.ptr));
+    throw UsageError(at + shown + f.key + ": expected " + scalar_kind(f.ptr));
   };
   try {
     switch (f.ptr.index()) {
@@ -260,14 +270,14 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
         // accept 1e6-style integers, reject 1.5
         double d = n.as<double>();
         if (d != std::floor(d) || std::abs(d) > 9.2e18) bad();
-        check_range(f, d, at);
+        check_range(f, d, at, shown);
         *std::get<0>(f.ptr) = static_cast<int64_t>(d);
         break;
       }
       case 1: {
         if (!n.IsScalar()) bad();
         double d = n.as<double>();
-        check_range(f, d, at);
+        check_range(f, d, at, shown);
         *std::get<1>(f.ptr) = d;
         break;
       }
@@ -283,7 +293,7 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
             std::find(f.choices.begin(), f.choices.end(), *std::get<3>(f.ptr)) == f.choices.end()) {
           std::string all;
           for (auto& c : f.choices) all += (all.empty() ? "" : ", ") + (c.empty() ? "\"\"" : c);
-          throw UsageError(at + f.key + ": '" + *std::get<3>(f.ptr) + "' is not one of: " + all);
+          throw UsageError(at + shown + f.key + ": '" + *std::get<3>(f.ptr) + "' is not one of: " + all);
         }
         break;
       case 4: {
@@ -310,7 +320,7 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
           double d = e.as<double>();
           if (!std::isfinite(d) || d != std::floor(d)) bad();
           if (d < 1 || d > 1e6)
-            throw UsageError(at + f.key + ": every value must be an integer in [1, 1000000], got " + e.as<std::string>());
+            throw UsageError(at + shown + f.key + ": every value must be an integer in [1, 1000000], got " + e.as<std::string>());
           v->push_back(static_cast<int64_t>(d));
         };
         if (n.IsScalar()) {
@@ -332,14 +342,15 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
   cfg.explicitly_set.insert(f.key);
 }
 
-void assign(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& at) {
+void assign(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& at,
+            const std::string& shown = "") {
   for (auto& f : fields(cfg)) {
     if (f.key == key) {
-      set_field(cfg, f, value, at);
+      set_field(cfg, f, value, at, shown);
       return;
     }
   }
-  throw UsageError(at + "unknown key '" + key + "' (" + suggestion(key) + ")");
+  throw UsageError(at + "unknown key '" + shown + key + "' (" + suggestion(key, shown) + ")");
 }
 
 // Walks a mapping, assigning leaves; sections are maps, list-valued keys are sequences.
@@ -409,18 +420,39 @@ void apply_model_preset(Config& cfg) {
   if (p == "tiny") s = {2, 2, 64, 128};
   else if (p == "small") s = {6, 6, 384, 256};
   else if (p == "gpt2-124m") s = {12, 12, 768, 1024};
-  auto set = [&](const char* key, int64_t& dst, int64_t v) {
+  else if (p == "llama-tiny") s = {2, 4, 64, 128};
+  else if (p == "qwen2-0.5b") s = {24, 14, 896, 32768};  // Qwen2.5-0.5B's shapes
+  auto set = [&](const char* key, auto& dst, auto v) {
     if (!cfg.explicitly_set.count(key)) dst = v;
   };
   set("model.n_layer", cfg.model.n_layer, s.l);
   set("model.n_head", cfg.model.n_head, s.h);
   set("model.n_embd", cfg.model.n_embd, s.e);
   set("model.block_size", cfg.model.block_size, s.b);
+  if (p == "llama-tiny") {
+    set("model.arch", cfg.model.arch, std::string("llama"));
+    set("model.n_kv_head", cfg.model.n_kv_head, int64_t{2});
+    set("model.intermediate_size", cfg.model.intermediate_size, int64_t{176});
+  } else if (p == "qwen2-0.5b") {
+    set("model.arch", cfg.model.arch, std::string("llama"));
+    set("model.n_kv_head", cfg.model.n_kv_head, int64_t{2});
+    set("model.intermediate_size", cfg.model.intermediate_size, int64_t{4864});
+    set("model.rope_theta", cfg.model.rope_theta, 1000000.0);
+    set("model.qkv_bias", cfg.model.qkv_bias, true);
+    set("model.vocab_size", cfg.model.vocab_size, int64_t{151936});
+  }
 }
 
 void set_key(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& origin) {
   assign(cfg, key, value, origin);
 }
+
+void set_key_as(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& origin,
+                const std::string& shown_prefix) {
+  assign(cfg, key, value, origin, shown_prefix);
+}
+
+std::string yaml_origin(const std::string& file, const YAML::Node& node) { return where(file, node); }
 
 void apply_override(Config& cfg, const std::string& assignment) {
   auto eq = assignment.find('=');

@@ -51,6 +51,16 @@ struct ModelConfig {
   double dropout = 0.0;
   bool bias = true;
   std::string attention = "auto";    // auto | fused | reference (ops/attention.h)
+  // The block family: gpt2 (learned positions, LayerNorm, GELU MLP x4, fused c_attn) or llama
+  // (the Llama / Qwen2 / StarCoder2-style decoder: rotary positions, RMSNorm, SwiGLU MLP,
+  // grouped-query attention). The keys below apply to llama only.
+  std::string arch = "gpt2";
+  int64_t n_kv_head = 0;             // key/value heads (0 = n_head; 1 = multi-query)
+  int64_t intermediate_size = 0;     // SwiGLU width (0 = 4 * n_embd)
+  double rope_theta = 10000;         // rotary base
+  double norm_eps = 1e-6;            // RMSNorm epsilon
+  bool qkv_bias = false;             // biases on q/k/v projections (Qwen2: true)
+  bool tie_embeddings = true;        // LM head tied to the token embedding (else its own lm_head)
 };
 
 struct TrainConfig {
@@ -67,6 +77,7 @@ struct TrainConfig {
   std::string init_from;             // checkpoint folder to start from (e.g. `import hf` output)
   std::string dtype = "auto";        // auto | fp32 | bf16 (autocast on CUDA)
   bool fused_loss = true;            // LM head + cross-entropy in row chunks (ops/cross_entropy.h; fp32)
+  bool tf32 = true;                  // CUDA, Ampere and newer: float32 matmuls on TF32 tensor cores
   int64_t patience = 0;              // stop after N evals without a lower val_loss (0 = off)
 };
 
@@ -253,6 +264,12 @@ const std::map<std::string, std::string>& config_key_docs();
 void apply_override(Config& cfg, const std::string& assignment);
 // Sets one key from a YAML node; `origin` prefixes error messages.
 void set_key(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& origin);
+// set_key, with messages naming the key as the user wrote it: `shown_prefix` + key (a pipeline
+// stage's "ppo." before "train.max_steps"), suggestions included ("did you mean 'ppo.train.max_steps'?").
+void set_key_as(Config& cfg, const std::string& key, const YAML::Node& value, const std::string& origin,
+                const std::string& shown_prefix);
+// "FILE:LINE: " for a node loaded from FILE ("FILE: " without a line; "" without a file).
+std::string yaml_origin(const std::string& file, const YAML::Node& node);
 // Re-runs presets + range checks (after programmatic edits).
 void finalize_config(Config& cfg);
 // Model presets: fills model.* keys the user did not set explicitly.

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 
+#include "util/device.h"
 #include "util/error.h"
 
 namespace codex {
@@ -470,7 +471,13 @@ std::shared_ptr<DistContext> make_dist_context(const DistConfig& cfg, torch::Dev
     if (cfg.zero1) spdlog::info("dist.zero1: a single process has nothing to shard; ignored");
     return single_process_context();
   }
-  if (device.is_cuda()) device = torch::Device(torch::kCUDA, env.local_rank);
+  if (device.is_cuda()) {
+    // Rank k computes on cuda:LOCAL_RANK and makes it the current device before anything runs
+    // there: kernels launch on the current device's stream, and NCCL binds each rank's
+    // communicator to the device current when it is created.
+    device = torch::Device(torch::kCUDA, env.local_rank);
+    make_current_device(device);
+  }
   auto d = Dist::init(cfg, env, device);
   spdlog::info("dist: rank {}/{} (local {}), backend {}, rendezvous {}:{} ({})", env.rank, env.world_size,
                env.local_rank, d->backend(), env.master_addr, env.master_port, env.source);

@@ -9,9 +9,9 @@
 
 #include "config/config.h"
 #include "dist/context.h"
+#include "util/torch_compat.h"  // CollectiveGroup: c10d::ProcessGroup (1.x) or c10d::Backend (2.x)
 
 namespace c10d {
-class ProcessGroup;
 class Store;
 }  // namespace c10d
 
@@ -50,7 +50,7 @@ class Dist {
   void broadcast(torch::Tensor& t, int root = 0);
   // Every rank gets every rank's `t` (same shape), concatenated along a new leading dim.
   torch::Tensor all_gather(const torch::Tensor& t);
-  c10d::ProcessGroup* pg() const { return pg_.get(); }
+  CollectiveGroup* pg() const { return pg_.get(); }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
@@ -60,7 +60,7 @@ class Dist {
   std::string backend_ = "none";
   std::chrono::milliseconds timeout_{120000};
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  c10::intrusive_ptr<CollectiveGroup> pg_;
 };
 
 // Data-parallel gradient averaging. Parameters are packed (in reverse registration order, which

@@ -170,7 +170,9 @@ int run_bench(Invocation& inv) {
                       {"cached_tokens_per_s", cached},
                       {"uncached_tokens_per_s", uncached},
                       {"speedup", cached / uncached},
-                      {"greedy_identical", same}};
+                      {"greedy_identical", same},
+                      {"arch", cfg.model.arch},
+                      {"params", model->num_params()}};
   std::cout << j.dump() << std::endl;
   return same ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
+#include "interop/hf_llama.h"
 #include "interop/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -195,7 +196,14 @@ GPT load_hf_dir(const std::string& dir) {
   fs::path d(dir);
   if (!fs::is_directory(d)) throw UsageError(dir + ": not a folder (expected config.json + model.safetensors)");
   auto cfg_path = (d / "config.json").string();
-  GPTConfig g = gpt_config_from_hf(read_json(cfg_path), cfg_path);
+  const nlohmann::json hf = read_json(cfg_path);
+  if (is_llama_family(hf)) {  // Llama / Qwen2: interop/hf_llama.h
+    GPT model(llama_config_from_hf(hf, cfg_path));
+    load_llama_hf_weights(model, dir);
+    model->eval();
+    return model;
+  }
+  GPTConfig g = gpt_config_from_hf(hf, cfg_path);
   auto st_path = (d / "model.safetensors").string();
   auto file = safetensors::load(st_path);
   GPT model(g);
@@ -210,9 +218,10 @@ void export_hf(const std::string& checkpoint_dir, const std::string& out_dir, bo
   // Written aside and renamed into place whole: an interrupted export leaves the old one.
   StagedOutput stage(out_dir, StagedOutput::Kind::kDir);
   const fs::path tmp = stage.path();
-  auto tensors = hf_state_dict(lm.model);
+  const bool llama = lm.model->cfg.llama();
+  auto tensors = llama ? llama_hf_state_dict(lm.model) : hf_state_dict(lm.model);
   safetensors::save((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  nlohmann::json config = hf_config(lm.model->cfg);
+  nlohmann::json config = llama ? llama_hf_config(lm.model->cfg) : hf_config(lm.model->cfg);
   if (!lm.tokenizer_path.empty()) {
     Tokenizer tok(lm.tokenizer_path);
     config["bos_token_id"] = tok.eot_id();  // GPT-2's convention: <|endoftext|> starts and ends
@@ -250,11 +259,19 @@ void import_hf(const std::string& in_dir, const std::string& out_dir, const std:
   if (Tokenizer t(tok); t.vocab_size() > g.vocab_size)
     throw UsageError(tok + ": tokenizer has " + std::to_string(t.vocab_size()) + " tokens, more than the model's vocab_size " +
                      std::to_string(g.vocab_size) + " (" + in_dir + "/config.json)");
-  Config cfg = load_config("", {"model.n_layer=" + std::to_string(g.n_layer), "model.n_head=" + std::to_string(g.n_head),
-                                "model.n_embd=" + std::to_string(g.n_embd),
-                                "model.block_size=" + std::to_string(g.block_size),
-                                "model.vocab_size=" + std::to_string(g.vocab_size), "model.bias=true",
-                                "model.dropout=0"});
+  std::vector<std::string> keys = {"model.n_layer=" + std::to_string(g.n_layer), "model.n_head=" + std::to_string(g.n_head),
+                                   "model.n_embd=" + std::to_string(g.n_embd),
+                                   "model.block_size=" + std::to_string(g.block_size),
+                                   "model.vocab_size=" + std::to_string(g.vocab_size), "model.bias=true",
+                                   "model.dropout=0"};
+  if (g.llama())
+    keys.insert(keys.end(), {"model.arch=llama", "model.n_kv_head=" + std::to_string(g.kv_heads()),
+                             "model.intermediate_size=" + std::to_string(g.mlp_width()),
+                             fmt::format("model.rope_theta={:.17g}", g.rope_theta),
+                             fmt::format("model.norm_eps={:.17g}", g.norm_eps),
+                             std::string("model.qkv_bias=") + (g.qkv_bias ? "true" : "false"),
+                             std::string("model.tie_embeddings=") + (g.tie_embeddings ? "true" : "false")});
+  Config cfg = load_config("", keys);
   save_model_checkpoint(out_dir, model, cfg, tok);
   spdlog::info("import hf: {} -> {}", in_dir, out_dir);
 }
@@ -262,7 +279,7 @@ void import_hf(const std::string& in_dir, const std::string& out_dir, const std:
 namespace {
 
 cli::Registrar export_cmd(
-    {"export", "hf", "write a checkpoint as a Hugging Face GPT-2 folder (config.json + model.safetensors)",
+    {"export", "hf", "write a checkpoint as a Hugging Face folder (config.json + model.safetensors): GPT-2, or Llama / Qwen2 for model.arch=llama",
      {{"checkpoint", true, "checkpoint folder, run dir (its newest checkpoint) or checkpoints/latest"},
       {"out", true, "output folder"},
       cli::kForceFlag},
@@ -276,7 +293,7 @@ cli::Registrar export_cmd(
      {"overwrite"}});
 
 cli::Registrar import_cmd(
-    {"import", "hf", "read a Hugging Face GPT-2 folder (config.json + model.safetensors) into a checkpoint",
+    {"import", "hf", "read a Hugging Face GPT-2, Llama or Qwen2 folder (config.json + model.safetensors or index.json shards) into a checkpoint",
      {{"in", true, "HF GPT-2 folder"},
       {"out", true, "checkpoint folder to write"},
       {"tokenizer", true, "tokenizer (tokenizer.model, tokenizer.json or a GPT-2 vocab folder) to pair with the weights, when the folder has none"},

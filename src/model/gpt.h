@@ -1,16 +1,23 @@
 #pragma once
-// The one GPT trunk every trainer shares (LM now; reward / value heads later), GPT-2 by default:
-// token + learned position embeddings, pre-LN blocks (LayerNorm, causal self-attention,
-// GELU MLP x4), final LayerNorm, LM head tied to the token embedding.
+// The one decoder trunk every trainer shares (LM, reward and value heads), in two block families
+// (model.arch):
+//   gpt2  (default): token + learned position embeddings, pre-LN blocks (LayerNorm, causal
+//         self-attention with one fused q/k/v projection, GELU MLP x4), final LayerNorm, LM head
+//         tied to the token embedding.
+//   llama: the Llama / Qwen2 decoder: token embedding, no learned positions, pre-norm blocks
+//         (RMSNorm, grouped-query attention with rotary positions on q and k, SwiGLU MLP),
+//         final RMSNorm, LM head tied or its own (`lm_head.weight`).
 //
 // Parameter names follow Hugging Face's GPT-2 checkpoint names without the "transformer."
-// prefix, so import/export needs no renaming table:
-//   wte.weight (V, C)   wpe.weight (T, C)
-//   h.<i>.ln_1.{weight,bias} (C)   h.<i>.attn.c_attn.{weight (3C, C), bias (3C)}
-//   h.<i>.attn.c_proj.{weight (C, C), bias}   h.<i>.ln_2.{weight,bias}
-//   h.<i>.mlp.c_fc.{weight (4C, C), bias}   h.<i>.mlp.c_proj.{weight (C, 4C), bias}
-//   ln_f.{weight,bias}
-// Linear weights are torch's (out, in); HF's Conv1D stores (in, out): export transposes.
+// prefix, for both families (interop/hf.cpp maps the llama names to HF's Llama / Qwen2 names):
+//   wte.weight (V, C)   wpe.weight (T, C) [gpt2]
+//   h.<i>.ln_1.{weight,bias} (C)   h.<i>.ln_2.{weight,bias}   ln_f.{weight,bias}   [llama: weight only]
+//   gpt2:  h.<i>.attn.c_attn.{weight (3C, C), bias (3C)}   h.<i>.attn.c_proj.{weight (C, C), bias}
+//          h.<i>.mlp.c_fc.{weight (4C, C), bias}   h.<i>.mlp.c_proj.{weight (C, 4C), bias}
+//   llama: h.<i>.attn.{q_proj (C, C), k_proj (Ckv, C), v_proj (Ckv, C)}.{weight,bias if qkv_bias}
+//          h.<i>.attn.o_proj.weight (C, C)   h.<i>.mlp.{gate_proj,up_proj}.weight (I, C)
+//          h.<i>.mlp.down_proj.weight (C, I)   lm_head.weight (V, C) when not tied
+// Linear weights are torch's (out, in); HF's GPT-2 Conv1D stores (in, out): export transposes.
 #include <torch/torch.h>
 
 #include <map>
@@ -27,43 +34,76 @@ struct GPTConfig {
   double dropout = 0.0;
   bool bias = true;
   std::string attention = "auto";  // model.attention: auto | fused | reference (ops/attention.h)
+  std::string arch = "gpt2";       // gpt2 | llama (config.h ModelConfig)
+  int64_t n_kv_head = 0;           // llama: 0 = n_head
+  int64_t intermediate_size = 0;   // llama: 0 = 4 * n_embd
+  double rope_theta = 10000, norm_eps = 1e-6;
+  bool qkv_bias = false, tie_embeddings = true;
 
   static GPTConfig from(const ModelConfig& m, int64_t vocab_size);
+  bool llama() const { return arch == "llama"; }
+  int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }
+  int64_t mlp_width() const { return intermediate_size > 0 ? intermediate_size : 4 * n_embd; }
+  bool tied() const { return !llama() || tie_embeddings; }
 };
 
-// Per-layer key/value cache for incremental decoding. k[i], v[i]: (B, n_head, T_cached, head_dim).
+// LayerNorm (gpt2: weight and bias, eps 1e-5) or RMSNorm (llama: x / sqrt(mean(x^2) + eps) * weight).
+struct NormImpl : torch::nn::Module {
+  NormImpl(int64_t c, bool rms, double eps, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+  bool rms;
+  double eps;
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Norm);
+
+// Rotary position embedding (Llama's rotate-half form) of x (B, H, T, hd) at positions pos (B, T):
+// with inv_freq_i = theta^(-2i / hd), angle = pos * inv_freq (B, T, hd/2) repeated twice along the
+// last dim, x * cos(angle) + rotate_half(x) * sin(angle), rotate_half(x) = (-x2, x1).
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& pos, double theta);
+
+// Per-layer key/value cache for incremental decoding. k[i], v[i]: (B, kv heads, T_cached, head_dim)
+// (llama: rotary positions already applied to k; grouped-query heads stored once).
 struct KVCache {
   std::vector<torch::Tensor> k, v;
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
 };
 
-// Causal self-attention: one fused q/k/v projection (c_attn) and an output projection (c_proj).
+// Causal self-attention. gpt2: one fused q/k/v projection (c_attn) and an output projection
+// (c_proj). llama: q/k/v projections (k, v at n_kv_head heads), rotary positions, o_proj; each
+// group of n_head / n_kv_head query heads shares one key/value head.
 struct CausalSelfAttentionImpl : torch::nn::Module {
   explicit CausalSelfAttentionImpl(const GPTConfig& cfg);
   // x (B, T, C) -> (B, T, C). cache_k / cache_v: this layer's slots in a KVCache (may be null).
+  // pos (B, T) int64: positions of x's tokens (llama's rotary angles; gpt2 ignores it).
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* cache_k, torch::Tensor* cache_v,
-                        const torch::Tensor& key_mask);
-  int64_t n_head, n_embd;
-  double dropout;
+                        const torch::Tensor& key_mask, const torch::Tensor& pos = {});
+  int64_t n_head, n_kv_head, n_embd;
+  double dropout, rope_theta;
   std::string attention;
+  bool llama;
   torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);
 
 struct MLPImpl : torch::nn::Module {
   explicit MLPImpl(const GPTConfig& cfg);
-  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C), GELU (tanh) in 4C
+  // (B, T, C) -> (B, T, C). gpt2: GELU (tanh) in 4C; llama: down(silu(gate(x)) * up(x)).
+  torch::Tensor forward(const torch::Tensor& x);
   double dropout;
+  bool llama;
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(MLP);
 
-// Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
+// Pre-norm block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const GPTConfig& cfg);
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* cache_k, torch::Tensor* cache_v,
-                        const torch::Tensor& key_mask);
-  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+                        const torch::Tensor& key_mask, const torch::Tensor& pos = {});
+  Norm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
   MLP mlp{nullptr};
 };
@@ -80,8 +120,10 @@ struct GPTImpl : torch::nn::Module {
   // row computes exactly what it computes alone.
   torch::Tensor hidden(const torch::Tensor& idx, KVCache* cache = nullptr, const torch::Tensor& attn_mask = {},
                        const torch::Tensor& position_ids = {});
-  // LM head (tied to wte): (B, T, C) -> (B, T, V)
+  // LM head (tied to wte, or llama's own lm_head): (B, T, C) -> (B, T, V)
   torch::Tensor lm_logits(const torch::Tensor& hidden);
+  // The LM head's (V, C) weight: wte's when tied, else lm_head's (the fused losses take it).
+  torch::Tensor lm_head_weight() const;
   torch::Tensor forward(const torch::Tensor& idx) { return lm_logits(hidden(idx)); }
 
   // Scalar heads (reward model, value model): a Linear(C, 1) registered under `name`
@@ -97,10 +139,11 @@ struct GPTImpl : torch::nn::Module {
 
   GPTConfig cfg;
   // members registered under the names above
-  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};  // wpe: gpt2 only
   torch::nn::ModuleList h{nullptr};
   std::vector<Block> blocks;  // the same modules as `h`, typed
-  torch::nn::LayerNorm ln_f{nullptr};
+  Norm ln_f{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // llama with tie_embeddings=false
   std::map<std::string, torch::nn::Linear> scalar_heads;
 };
 TORCH_MODULE(GPT);

@@ -10,6 +10,7 @@
 #include "ops/cuda/attention_cuda.h"
 #endif
 #include "util/error.h"
+#include "util/torch_compat.h"
 
 namespace codex {
 namespace {
@@ -127,16 +128,51 @@ const char* attention_kind_name(AttentionKind kind) {
   }
 }
 
-std::string attention_path(const torch::Tensor& q, double dropout_p, AttentionKind kind) {
-  if (kind == AttentionKind::Reference || dropout_p > 0) return "ops";
-  if (q.is_cuda()) {
-#ifdef CODEX_WITH_CUDA_KERNELS
-    if (attention_cuda_supported(q)) return "cuda";
-#endif
-    return "ops";
-  }
-  if (fused_cpu_ok(q) && (kind == AttentionKind::Fused || kFusedByDefaultOnCpu)) return "fused";
+const char* choose_cuda_attention(const CudaAttentionCase& c, AttentionKind kind) {
+  const bool kernel_ok = c.kernel_built && c.one_dtype_and_device && c.half_or_bf16 &&
+                         (c.head_dim == 64 || c.head_dim == 128) && c.batch_heads <= 65535 && c.cc_major >= 8 &&
+                         c.smem_forward > 0 && c.smem_forward <= c.smem_optin &&
+                         (!c.needs_backward || (c.smem_backward > 0 && c.smem_backward <= c.smem_optin)) &&
+                         c.dropout_p == 0;
+  const bool sdpa_ok = c.sdpa_available && c.one_dtype_and_device;
+  if (kind == AttentionKind::Fused && kernel_ok) return "cuda";
+  if (sdpa_ok) return "sdpa";
+  if (kernel_ok) return "cuda";
   return "ops";
+}
+
+namespace {
+CudaAttentionCase describe_cuda_case(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     double dropout_p) {
+  CudaAttentionCase c;
+  c.one_dtype_and_device = k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+                           k.device() == q.device() && v.device() == q.device();
+  c.half_or_bf16 = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
+  c.head_dim = q.size(3);
+  c.batch_heads = q.size(0) * q.size(1);
+  c.needs_backward = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  c.dropout_p = dropout_p;
+  c.sdpa_available = CODEX_HAS_SDPA;
+#ifdef CODEX_WITH_CUDA_KERNELS
+  describe_cuda_device(q.device(), c.head_dim, c);  // ops/cuda/attention_cuda.h: cc, shared memory
+#endif
+  return c;
+}
+}  // namespace
+
+std::string attention_path(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout_p,
+                           AttentionKind kind) {
+  if (kind == AttentionKind::Reference) return "ops";
+  if (q.is_cuda()) return choose_cuda_attention(describe_cuda_case(q, k, v, dropout_p), kind);
+  if (dropout_p > 0) return "ops";
+  const bool same = k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() && k.device().is_cpu() &&
+                    v.device().is_cpu();
+  if (fused_cpu_ok(q) && same && (kind == AttentionKind::Fused || kFusedByDefaultOnCpu)) return "fused";
+  return "ops";
+}
+
+std::string attention_path(const torch::Tensor& q, double dropout_p, AttentionKind kind) {
+  return attention_path(q, q, q, dropout_p, kind);
 }
 
 torch::Tensor attention_fused_cpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -152,13 +188,37 @@ torch::Tensor attention_fused_cpu(const torch::Tensor& q, const torch::Tensor& k
   return FusedAttentionCpu::apply(q, k, v, bias, causal);
 }
 
+#if CODEX_HAS_SDPA
+namespace {
+// torch's SDPA aligns a causal mask top-left; ours is bottom-right (query i sees keys
+// j <= Tk - Tq + i, the KV-cache offset), and a row with no visible key must average every key
+// (the ops path's contract) rather than give NaN. So a boolean mask is built unless the case
+// is plain causal self-attention (Tq == Tk, no key mask), where is_causal lets the flash
+// backend run.
+torch::Tensor attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                             const torch::Tensor& key_mask, double dropout_p) {
+  const int64_t tq = q.size(2), tk = k.size(2);
+  if (!key_mask.defined() && (!causal || tq == tk || tq == 1))
+    return at::scaled_dot_product_attention(q, k, v, c10::nullopt, dropout_p, causal && tq == tk && tq > 1);
+  torch::Tensor keep = torch::ones({1, 1, tq, tk}, q.options().dtype(torch::kBool));
+  if (causal) keep = keep.logical_and(causal_keep(tq, tk, q.device()).view({1, 1, tq, tk}));
+  if (key_mask.defined()) keep = keep.logical_and(key_mask.to(q.device(), torch::kBool).view({key_mask.size(0), 1, 1, tk}));
+  keep = keep.logical_or(keep.any(-1, /*keepdim=*/true).logical_not());  // fully masked rows: every key
+  return at::scaled_dot_product_attention(q, k, v, keep, dropout_p, false);
+}
+}  // namespace
+#endif
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
                         const torch::Tensor& key_mask, double dropout_p, AttentionKind kind) {
   check_shapes(q, k, v, key_mask);
-  const std::string path = attention_path(q, dropout_p, kind);
+  const std::string path = attention_path(q, k, v, dropout_p, kind);
   if (path == "fused") return attention_fused_cpu(q, k, v, causal, key_mask);
 #ifdef CODEX_WITH_CUDA_KERNELS
   if (path == "cuda") return attention_fused_cuda(q, k, v, causal, key_mask);
+#endif
+#if CODEX_HAS_SDPA
+  if (path == "sdpa") return attention_sdpa(q, k, v, causal, key_mask, dropout_p);
 #endif
   return attention_ops(q, k, v, causal, key_mask, dropout_p);
 }

@@ -1,6 +1,6 @@
 #include "ops/cross_entropy.h"
 
-#include <ATen/autocast_mode.h>
+#include "util/torch_compat.h"
 
 namespace codex {
 namespace {
@@ -74,7 +74,7 @@ torch::Tensor linear_cross_entropy(const torch::Tensor& h, const torch::Tensor& 
   TORCH_CHECK(y.scalar_type() == torch::kLong, "linear_cross_entropy: targets must be int64");
   TORCH_CHECK(h.device() == w.device() && h.device() == y.device(),
               "linear_cross_entropy: h, w and y must be on one device");
-  TORCH_CHECK(!at::autocast::is_enabled(), "linear_cross_entropy: not for autocast regions (fp32/fp64 only)");
+  TORCH_CHECK(!cuda_autocast_enabled(), "linear_cross_entropy: not for autocast regions (fp32/fp64 only)");
   if (chunk_rows <= 0) {
     // ~4 MB of logits per chunk on CPU (stays in cache); on CUDA ~256 MB and at least 1024 rows,
     // so each chunk's GEMMs are large enough to fill the GPU.

@@ -1,6 +1,7 @@
 #include "ops/logprob.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <cmath>
@@ -150,6 +151,7 @@ void check_cuda(int err, const char* what) {
 // row pass over each chunk is one kernel (kernels/kl/).
 void chunk_forward(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
                    double inv_t, int64_t chunk_rows, torch::Tensor& logp, torch::Tensor& lse, torch::Tensor& ent) {
+  const c10::DeviceGuard device_guard(hidden.device());  // kernels launch on the current device's stream
   const int64_t n = hidden.size(0);
   const auto wt = weight.t();
   const auto tgt = targets.unsqueeze(1);
@@ -183,6 +185,7 @@ void chunk_forward(const torch::Tensor& hidden, const torch::Tensor& weight, con
 void chunk_backward(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
                     double inv_t, int64_t chunk_rows, const torch::Tensor& lse, const torch::Tensor& ent,
                     const torch::Tensor& g1, const torch::Tensor& g2, torch::Tensor& dh, torch::Tensor& dw) {
+  const c10::DeviceGuard device_guard(hidden.device());
   const int64_t n = hidden.size(0);
   const auto wt = weight.t();
   for (int64_t s = 0; s < n; s += chunk_rows) {

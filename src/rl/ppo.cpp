@@ -252,7 +252,7 @@ json ppo(const Config& config, const CustomReward& custom) {
     std::vector<const Sequence*> rows;
     for (auto& s : seqs) rows.push_back(&s);
     SeqBatch b = make_batch(rows, block, /*mask_prompt=*/true, tok.pad_id());
-    auto input = b.input.to(dev), mask = b.mask.to(dev), targets = b.targets.to(dev);
+    auto input = to_device(b.input, dev), mask = to_device(b.mask, dev), targets = to_device(b.targets, dev);
     auto resp = (targets != -100).to(torch::kFloat);  // (R, Wd) response tokens
 
     // -- 3. scoring (no autograd) --

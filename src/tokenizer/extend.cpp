@@ -99,7 +99,7 @@ int run_extend(Invocation& inv) {
     for (auto& kv : model->named_parameters()) {
       const torch::Tensor* from = src.find(kv.key());
       if (!from) throw std::runtime_error("tokenizer extend: checkpoint lacks parameter " + kv.key());
-      if (kv.key() != "wte.weight") {
+      if (kv.key() != "wte.weight" && kv.key() != "lm_head.weight") {  // both (V, C): new rows get the mean
         kv.value().copy_(*from);
         continue;
       }

@@ -25,6 +25,8 @@ int run_bench_train(cli::Invocation& inv) {
   const int threads = configure_threads(cfg.run.threads);
   const torch::Device device = pick_device(cfg.run);
   const bool bf16 = use_bf16_autocast(cfg.train, device);
+  make_current_device(device);
+  configure_float32_math(cfg.train, device);
   const int64_t steps = inv.get_int("steps", 20), warmup = inv.get_int("warmup", 3);
   if (steps < 1 || warmup < 0) throw UsageError("--steps must be >= 1 and --warmup >= 0");
   const int64_t vocab = cfg.model.vocab_size > 0 ? cfg.model.vocab_size : cfg.tokenizer.vocab_size;

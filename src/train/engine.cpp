@@ -12,20 +12,19 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/torch_compat.h"
 
 namespace codex {
 
 using json = nlohmann::json;
 
 AutocastScope::AutocastScope(bool enable) : on(enable) {
-  if (!on) return;
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  at::autocast::set_enabled(true);
+  if (on) set_cuda_autocast(true, at::kBFloat16);
 }
 AutocastScope::~AutocastScope() {
   if (!on) return;
   at::autocast::clear_cache();
-  at::autocast::set_enabled(false);
+  set_cuda_autocast(false);
 }
 
 // ---- the update step ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ torch::Tensor lm_loss(GPT& model, const torch::Tensor& x, const torch::Tensor& y
                       const torch::Tensor& attn_mask) {
   if (fused && !bf16) {
     auto hid = model->hidden(x, nullptr, attn_mask);  // (B, T, C)
-    return linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->wte->weight, y.reshape(-1));
+    return linear_cross_entropy(hid.reshape({-1, hid.size(-1)}), model->lm_head_weight(), y.reshape(-1));
   }
   AutocastScope ac(bf16);
   auto logits = model->lm_logits(model->hidden(x, nullptr, attn_mask));  // (B, T, V)
@@ -85,7 +85,7 @@ double eval_lm_loss(GPT& model, const TokenDataset& val, int64_t block, int64_t 
       const int64_t start = windows > 1 ? span * w / (windows - 1) : 0;
       val.read(start, block + 1, buf[i].data_ptr<int64_t>());
     }
-    buf = buf.to(device);
+    buf = to_device(buf, device);
     sum += lm_loss(model, buf.slice(1, 0, block), buf.slice(1, 1, block + 1), bf16, fused).item<double>();
   }
   if (was_training) model->train();
@@ -173,7 +173,7 @@ json pretrain(const Config& config) {
         [&](int64_t) {
           auto [x, y] = sampler.next();  // (B_local, T) each
           const double n = static_cast<double>(x.numel());
-          return MicroOut{lm_loss(model, x.to(run.device()), y.to(run.device()), run.bf16(), tc.fused_loss) * n, n, {}};
+          return MicroOut{lm_loss(model, to_device(x, run.device()), to_device(y, run.device()), run.bf16(), tc.fused_loss) * n, n, {}};
         },
         tc.grad_clip, step);
     return StepOut{u.loss, tokens_per_step, {{"grad_norm", u.grad_norms.at("")}}};

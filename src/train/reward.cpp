@@ -30,7 +30,7 @@ torch::Tensor bradley_terry_loss(const torch::Tensor& r_chosen, const torch::Ten
 torch::Tensor score_sequences(GPT& model, const std::vector<const Sequence*>& rows, const Tokenizer& tok,
                               const torch::Device& device, const std::string& head) {
   ScoreBatch b = make_score_batch(rows, model->cfg.block_size, tok.pad_id());
-  auto hid = model->hidden(b.input.to(device), nullptr, b.mask.to(device));  // (B, W, C)
+  auto hid = model->hidden(to_device(b.input, device), nullptr, to_device(b.mask, device));  // (B, W, C)
   auto last = hid.select(1, hid.size(1) - 1);                               // (B, C): the eot of every row
   return model->scalar(head, last.unsqueeze(1)).squeeze(1);                 // (B)
 }

@@ -117,13 +117,29 @@ Run::Run(const Config& cfg, std::string trainer) : cfg_(cfg), trainer_(std::move
   bf16_ = use_bf16_autocast(cfg_.train, device_);
   // One process, or one rank of a torchrun/Slurm/MPI-launched job (c10d; cuda:<LOCAL_RANK>).
   dist_ = make_dist_context(cfg_.dist, device_);
+  make_current_device(device_);
+  configure_float32_math(cfg_.train, device_);
   const fs::path dir(cfg_.run.dir);
   if (dist_->is_main()) {
+    std::error_code ec;
+    created_dir_ = !fs::exists(dir, ec);
     make_output_dir(dir, "run.dir");
+    created_lock_ = !fs::exists(dir / ".lock", ec);
     lock_ = std::make_unique<DirLock>(dir);  // one run per run.dir (held until the process ends)
     // Found now rather than at the first checkpoint, after minutes of training.
+    created_ckpts_ = !fs::exists(dir / "checkpoints", ec);
     make_output_dir(dir / "checkpoints", "checkpoint folder");
   }
+  try {
+    open_start();
+  } catch (...) {
+    discard_if_unstarted();  // a refused run leaves nothing behind (no .lock, no empty checkpoints/)
+    throw;
+  }
+}
+
+void Run::open_start() {
+  const fs::path dir(cfg_.run.dir);
   if (!cfg_.resume && fs::exists(dir / "checkpoints" / "latest"))
     throw UsageError("run.dir '" + cfg_.run.dir + "' already holds a run with checkpoints; pass resume=true to continue "
                      "it, or choose another run.dir (nothing was changed)");
@@ -137,7 +153,19 @@ Run::Run(const Config& cfg, std::string trainer) : cfg_(cfg), trainer_(std::move
   }
 }
 
-Run::~Run() = default;
+Run::~Run() { discard_if_unstarted(); }
+
+void Run::discard_if_unstarted() noexcept {
+  if (started_ || !dist_ || !dist_->is_main()) return;
+  const fs::path dir(cfg_.run.dir);
+  std::error_code ec;
+  // Only what this run created, and only while empty: a refused run leaves the folder as it found it.
+  if (created_ckpts_ && fs::is_empty(dir / "checkpoints", ec)) fs::remove(dir / "checkpoints", ec);
+  if (created_lock_ && lock_) fs::remove(dir / ".lock", ec);
+  lock_.reset();
+  if (created_dir_ && fs::is_empty(dir, ec)) fs::remove(dir, ec);
+  created_ckpts_ = created_lock_ = created_dir_ = false;
+}
 
 json Run::check_resume(const Fingerprint& fp) {
   TORCH_CHECK(resume_from_, "Run::check_resume without a checkpoint");
@@ -170,11 +198,13 @@ json Run::check_resume(const Fingerprint& fp) {
       spdlog::info("resume: allowed config changes: {}", msg);
     }
   }
+  if (dist_->is_main()) spdlog::info("{}: resuming from step {} ({})", trainer_, st.value("step", int64_t{0}), ck);
   return st;
 }
 
 void Run::start(int64_t start_step, const Fingerprint& fp, DriverSpec& spec) {
   fp_ = fp;
+  started_ = true;
   if (dist_->is_main()) {
     write_file_atomic(fs::path(cfg_.run.dir) / "config.yaml", config_to_yaml(cfg_));
     metrics_ = std::make_unique<MetricsLog>(cfg_.run.dir, start_step);
@@ -211,7 +241,8 @@ json Run::finish(const DriverResult& r, int64_t start_step, json extra) {
     const std::string by = r.stopped_by_signal > 0 ? strsignal(r.stopped_by_signal) : std::string("a peer rank's signal");
     throw RunError("interrupted (" + by + ") after step " + std::to_string(r.steps_done) + "; checkpoint " +
                    (last_ckpt_.empty() ? std::string("(rank 0 wrote it)") : last_ckpt_) +
-                   " written; continue with resume=true");
+                   " written; rerun the same command" + (cfg_.resume ? std::string() : std::string(" with resume=true")) +
+                   " to continue");
   }
   if (tb_) tb_->flush();
   const int64_t done = std::max<int64_t>(0, r.steps_done - start_step);

@@ -113,7 +113,7 @@ std::vector<std::pair<std::string, std::string>> sft_pairs(const std::string& pa
 }
 
 std::pair<torch::Tensor, double> sft_batch_loss(GPT& model, const SeqBatch& b, const torch::Device& dev) {
-  auto input = b.input.to(dev), targets = b.targets.to(dev), mask = b.mask.to(dev);
+  auto input = to_device(b.input, dev), targets = to_device(b.targets, dev), mask = to_device(b.mask, dev);
   auto hid = model->hidden(input, nullptr, mask);  // (B, W, C)
   const double count = static_cast<double>((b.targets != -100).sum().item<int64_t>());
   if (count == 0) return {hid.sum() * 0.0, 0.0};

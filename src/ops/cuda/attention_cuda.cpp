@@ -4,6 +4,7 @@
 #include "ops/cuda/attention_cuda.h"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include <cmath>
 
@@ -36,6 +37,7 @@ void check(int err, const char* what) {
 struct FusedAttentionCuda : torch::autograd::Function<FusedAttentionCuda> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& mask, bool causal) {
+    const c10::cuda::CUDAGuard device_guard(q.device());
     auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
     auto p = params(qc, kc, mask, causal);
     auto out = torch::empty_like(qc, torch::MemoryFormat::Contiguous);
@@ -53,6 +55,7 @@ struct FusedAttentionCuda : torch::autograd::Function<FusedAttentionCuda> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     auto s = ctx->get_saved_variables();
+    const c10::cuda::CUDAGuard device_guard(s[0].device());
     const auto &qc = s[0], &kc = s[1], &vc = s[2], &out = s[3], &lse = s[4], &mask = s[5];
     auto dout = grad_out[0].to(qc.scalar_type()).contiguous();
     auto p = params(qc, kc, mask, ctx->saved_data["causal"].toBool());
@@ -80,15 +83,33 @@ struct FusedAttentionCuda : torch::autograd::Function<FusedAttentionCuda> {
 
 }  // namespace
 
-bool attention_cuda_supported(const torch::Tensor& q) {
-  return q.is_cuda() && (q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16) &&
-         (q.size(3) == 64 || q.size(3) == 128) && q.size(0) * q.size(1) <= 65535;
+void describe_cuda_device(const torch::Device& device, int64_t head_dim, CudaAttentionCase& c) {
+  c.kernel_built = true;
+  const cudaDeviceProp* prop = at::cuda::getDeviceProperties(device.has_index() ? device.index() : at::cuda::current_device());
+  c.cc_major = prop->major;
+  c.smem_optin = static_cast<int64_t>(prop->sharedMemPerBlockOptin);
+  if (head_dim == 64 || head_dim == 128) {
+    c.smem_forward = kernels::attention_forward_smem(static_cast<int>(head_dim));
+    c.smem_backward = kernels::attention_backward_smem(static_cast<int>(head_dim));
+  }
 }
 
 torch::Tensor attention_fused_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    bool causal, const torch::Tensor& key_mask) {
-  TORCH_CHECK(attention_cuda_supported(q) && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
-              "attention_fused_cuda: q, k, v must be fp16/bf16 CUDA tensors of one dtype with head dim 64 or 128");
+  TORCH_CHECK(q.is_cuda(), "attention_fused_cuda: q must be a CUDA tensor");
+  CudaAttentionCase c;
+  c.one_dtype_and_device = k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+                           k.device() == q.device() && v.device() == q.device();
+  c.half_or_bf16 = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
+  c.head_dim = q.size(3);
+  c.batch_heads = q.size(0) * q.size(1);
+  c.needs_backward = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  describe_cuda_device(q.device(), c.head_dim, c);
+  TORCH_CHECK(std::string(choose_cuda_attention(c, AttentionKind::Fused)) == "cuda",
+              "attention_fused_cuda: unsupported case (needs fp16/bf16 q, k, v of one dtype on one device, head dim 64 "
+              "or 128, B*H <= 65535, compute capability >= 8.0 and ",
+              c.needs_backward ? c.smem_backward : c.smem_forward, " bytes of shared memory per block; device cc ",
+              c.cc_major, ".x has ", c.smem_optin, ")");
   auto mask = key_mask.defined() ? key_mask.to(q.device(), torch::kUInt8).contiguous()
                                  : torch::empty({0}, q.options().dtype(torch::kUInt8));
   return FusedAttentionCuda::apply(q, k, v, mask, causal);
