@@ -82,6 +82,7 @@ std::vector<KeyInfo> command_keys(const CommandSpec& c) {
     bool read = false;
     for (auto& p : c.keys) read = read || key_matches_prefix(k.key, p);
     for (auto& f : c.flags) read = read || f.config_key == k.key;
+    for (auto& x : c.excluded_keys) read = read && !key_matches_prefix(k.key, x);
     if (read) out.push_back(k);
   }
   return out;
@@ -272,7 +273,11 @@ int dispatch(int argc, char** argv) {
         if (has_value) throw UsageError("--" + fname + " takes no value");
         value = "true";
       }
-      if (!fs->repeatable && inv.flags.count(fname)) inv.flags[fname].clear();
+      // Given twice, a flag that takes one value is a mistake (which one was meant?), never "the last".
+      if (!fs->repeatable && inv.flags.count(fname))
+        throw UsageError("--" + fname + " given twice" +
+                         (fs->takes_value ? " ('" + inv.flags[fname].back() + "' and '" + value + "')" : std::string()) +
+                         "; give it once");
       inv.flags[fname].push_back(value);
     } else if (a.find('=') != std::string::npos && a[0] != '=') {
       inv.overrides.push_back(a);

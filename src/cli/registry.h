@@ -33,6 +33,9 @@ struct CommandSpec {
   // Config keys the command reads, as prefixes ("train." = every train.* key, "resume" = that
   // key); `--help` lists them (with the keys its flags set) from the config registry.
   std::vector<std::string> keys;
+  // Keys under `keys` that the command sets itself (e.g. the pipeline's run.dir): not listed, and
+  // the command refuses them.
+  std::vector<std::string> excluded_keys;
 };
 
 // The config keys a command reads (its `keys` prefixes + its flags' keys), in registry order.

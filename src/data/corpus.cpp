@@ -32,6 +32,9 @@ int64_t corpus_disk_bytes(const std::vector<std::string>& inputs) {
 
 void for_each_document(const std::vector<std::string>& inputs, const std::function<void(Document&)>& fn,
                        SkipCounts& skipped, const std::function<void(int64_t)>& on_file) {
+  // Binary files named *.py (NUL bytes: not Python source) are skipped, and said once per call.
+  int64_t binary_files = 0, binary_lines = 0;
+  std::string first_binary;
   for (const auto& path : expand(inputs)) {
     std::error_code ec;
     int64_t disk = static_cast<int64_t>(fs::file_size(path, ec));
@@ -50,6 +53,7 @@ void for_each_document(const std::vector<std::string>& inputs, const std::functi
       if (looks_binary(raw)) {
         spdlog::debug("skipping binary '{}'", name);
         ++skipped.binary;
+        if (binary_files++ == 0) first_binary = name;
       } else {
         Document d{name, std::move(raw)};
         fn(d);
@@ -87,12 +91,19 @@ void for_each_document(const std::vector<std::string>& inputs, const std::functi
       }
       if (looks_binary(d.text)) {
         ++skipped.binary;
+        ++binary_lines;
         continue;
       }
       fn(d);
     }
     if (on_file) on_file(disk);
   }
+  if (binary_files > 0)
+    spdlog::warn("corpus: skipped {} binary file{} named *.py (NUL bytes: not Python source), e.g. '{}'", binary_files,
+                 binary_files == 1 ? "" : "s", first_binary);
+  if (binary_lines > 0)
+    spdlog::warn("corpus: skipped {} JSONL document{} holding NUL bytes (binary, not Python source)", binary_lines,
+                 binary_lines == 1 ? "" : "s");
 }
 
 bool looks_binary(const std::string& text) { return text.find('\0') != std::string::npos; }

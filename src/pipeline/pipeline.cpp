@@ -1,14 +1,19 @@
 #include "pipeline/pipeline.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
+#include <set>
 #include <thread>
 
 #include "checkpoint/checkpoint.h"
@@ -49,78 +54,137 @@ std::string stage_dir_name(size_t i) {
   return buf;
 }
 
-void flatten(const YAML::Node& n, const std::string& prefix, std::vector<std::string>& out) {
+// One key of the pipeline's config as the user wrote it ("ppo.train.max_steps"), its value, and
+// where it came from for messages ("FILE:LINE: " or "override 'k=v': ").
+struct Assignment {
+  std::string key;
+  YAML::Node value;
+  std::string at;
+};
+
+void flatten(const YAML::Node& n, const std::string& prefix, const std::string& file, std::vector<Assignment>& out) {
   if (n.IsMap()) {
-    for (auto it = n.begin(); it != n.end(); ++it)
-      flatten(it->second, prefix.empty() ? it->first.as<std::string>() : prefix + "." + it->first.as<std::string>(), out);
-  } else if (!n.IsNull()) {
-    YAML::Emitter e;
-    e << YAML::Flow << n;
-    out.push_back(prefix + "=" + e.c_str());
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string k = prefix.empty() ? it->first.as<std::string>() : prefix + "." + it->first.as<std::string>();
+      if (it->second.IsNull()) continue;  // a section whose keys are all commented out
+      if (it->second.IsMap()) flatten(it->second, k, file, out);
+      else out.push_back({k, it->second, yaml_origin(file, it->second)});
+    }
   }
 }
 
-// The pipeline's config as dotted assignments: the file (with its `base:` chain), then overrides.
-std::vector<std::string> config_assignments(const std::string& file, const std::vector<std::string>& overrides) {
-  std::vector<std::string> out;
+// The pipeline's config as assignments: the file (with its `base:` chain), then overrides.
+std::vector<Assignment> config_assignments(const std::string& file, const std::vector<std::string>& overrides) {
+  std::vector<Assignment> out;
   std::function<void(const std::string&, int)> load = [&](const std::string& f, int depth) {
     if (depth > 8) throw UsageError(f + ": 'base:' chain is too deep");
+    if (fs::is_directory(f)) throw UsageError("config '" + f + "' is a folder, not a YAML file");
     if (!fs::is_regular_file(f)) throw UsageError("config '" + f + "': no such file");
     YAML::Node root;
     try {
       root = YAML::LoadFile(f);
+    } catch (const YAML::ParserException& e) {
+      throw UsageError(f + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
     } catch (const YAML::Exception& e) {
       throw UsageError(f + ": not valid YAML (" + std::string(e.what()) + ")");
     }
+    if (root.IsNull()) return;
+    if (!root.IsMap()) throw UsageError(f + ": expected a mapping of config sections at the top level");
     if (root["base"]) {
       fs::path b = root["base"].as<std::string>();
       if (b.is_relative()) b = fs::path(f).parent_path() / b;
       load(b.string(), depth + 1);
       root.remove("base");
     }
-    flatten(root, "", out);
+    flatten(root, "", f, out);
   };
   if (!file.empty()) load(file, 0);
-  out.insert(out.end(), overrides.begin(), overrides.end());
+  for (auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) throw UsageError("override '" + o + "': expected key=value");
+    const std::string val = o.substr(eq + 1);
+    YAML::Node node;
+    try {
+      node = val.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Load(val);
+    } catch (const YAML::Exception&) {
+      node = YAML::Node(val);
+    }
+    out.push_back({o.substr(0, eq), node, "override '" + o + "': "});
+  }
   return out;
 }
 
-bool scoped(const std::string& assignment, std::string* stage, std::string* rest) {
-  const std::string key = assignment.substr(0, assignment.find('='));
+// "sft.optim.lr" -> stage "sft", rest "optim.lr": a key one stage sets for itself.
+bool scoped(const std::string& key, std::string* stage, std::string* rest) {
   const auto dot = key.find('.');
   if (dot == std::string::npos) return false;
-  const std::string st = key.substr(0, dot), tail = assignment.substr(dot + 1);
+  const std::string st = key.substr(0, dot), tail = key.substr(dot + 1);
   if (std::find(kScopedStages.begin(), kScopedStages.end(), st) == kScopedStages.end()) return false;
+  if (tail.find('.') == std::string::npos) return false;
   const std::string section = tail.substr(0, tail.find('.'));
   if (std::find(kScopedSections.begin(), kScopedSections.end(), section) == kScopedSections.end()) return false;
-  if (tail.find('.') == std::string::npos || tail.find('.') > tail.find('=')) return false;
   *stage = st;
   *rest = tail;
   return true;
 }
 
+// Keys the pipeline sets itself for every stage (a value given for one would be ignored), and
+// what to use instead.
+const std::map<std::string, std::string>& pipeline_owned_keys() {
+  static const std::map<std::string, std::string> k = {
+      {"run.dir", "every stage writes in --output-dir/<nn>-<stage>/; use --output-dir"},
+      {"tokenizer.input", "the corpus is --corpus"},
+      {"data.input", "the corpus is --corpus"},
+      {"problems.input", "the corpus is --corpus"},
+      {"data.tokenizer", "the data stage uses the tokenizer stage's tokenizer"},
+      {"train.data", "pretraining reads the data stage's shards"},
+      {"sft.init", "SFT starts from the pretrain stage's M0"},
+      {"sft.data", "SFT data is --demos plus the problems stage's solutions; use --demos"},
+      {"reward.init", "the reward model starts from the sft stage's M1"},
+      {"reward.data", "preferences are --prefs plus those from execution; use --prefs"},
+      {"ppo.init", "PPO starts from the sft stage's M1"},
+      {"ppo.prompts", "PPO's prompts are the problems stage's train.jsonl"},
+      {"ppo.reward_model", "PPO uses the reward stage's model (pipeline.reward_model)"},
+      {"resume", "rerunning the same command always resumes"},
+      {"overwrite", "an unfinished stage is always redone; --force is about a foreign --output-dir"}};
+  return k;
+}
+
 struct Plan {
   Config shared;
-  std::map<std::string, std::vector<std::string>> scoped;  // stage -> its own assignments
+  std::map<std::string, std::vector<Assignment>> scoped;  // stage -> its own assignments (key without the stage)
   Config for_stage(const std::string& stage) const {
     Config c = shared;
     auto it = scoped.find(stage);
     if (it != scoped.end())
-      for (auto& a : it->second) apply_override(c, a);
+      for (auto& a : it->second) set_key_as(c, a.key, a.value, a.at, stage + ".");
     finalize_config(c);
     return c;
+  }
+  // The key as the user would write it for this stage: "sft.optim.lr" when the stage sets it itself.
+  std::string shown(const std::string& stage, const std::string& key) const {
+    auto it = scoped.find(stage);
+    if (it != scoped.end())
+      for (auto& a : it->second)
+        if (a.key == key) return stage + "." + key;
+    return key;
   }
 };
 
 Plan make_plan(const PipelineArgs& a) {
   Plan p;
-  std::vector<std::string> shared;
+  std::vector<Assignment> shared;
   for (auto& asg : config_assignments(a.config_path, a.overrides)) {
     std::string st, rest;
-    if (scoped(asg, &st, &rest)) p.scoped[st].push_back(rest);
+    const bool is_scoped = scoped(asg.key, &st, &rest);
+    auto owned = pipeline_owned_keys().find(is_scoped ? rest : asg.key);
+    if (owned != pipeline_owned_keys().end())
+      throw UsageError(asg.at + asg.key + ": the pipeline sets this key itself (" + owned->second + ")");
+    if (is_scoped) p.scoped[st].push_back({rest, asg.value, asg.at});
     else shared.push_back(asg);
   }
-  p.shared = load_config("", shared);
+  for (auto& asg : shared) set_key(p.shared, asg.key, asg.value, asg.at);
+  finalize_config(p.shared);
   for (auto& [st, v] : p.scoped) (void)p.for_stage(st);  // unknown keys / bad values: exit 2 now
   return p;
 }
@@ -174,9 +238,9 @@ const std::map<std::string, std::vector<std::string>>& stage_keys() {
 }
 const std::vector<std::string> kVolatile = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                                             "train.data", "sft.init", "sft.data", "reward.init", "reward.data",
-                                            "ppo.init", "ppo.ref", "ppo.reward_model", "ppo.prompts", "eval.workers"};
+                                            "ppo.init", "ppo.reward_model", "ppo.prompts", "eval.workers"};
 
-void flatten_lines(const YAML::Node& n, const std::string& prefix, std::vector<std::string>& out) {
+void flatten_lines(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>& out) {
   if (n.IsMap()) {
     for (auto it = n.begin(); it != n.end(); ++it)
       flatten_lines(it->second, prefix.empty() ? it->first.as<std::string>() : prefix + "." + it->first.as<std::string>(),
@@ -184,26 +248,125 @@ void flatten_lines(const YAML::Node& n, const std::string& prefix, std::vector<s
   } else {
     YAML::Emitter e;
     e << YAML::Flow << n;
-    out.push_back(prefix + "=" + e.c_str());
+    out[prefix] = e.c_str();
   }
 }
 
-// What a stage's fingerprint covers: the keys it reads, with the output folder written as <O>.
-std::string normalised(const std::string& stage, const Config& c, const std::string& out_dir) {
-  std::vector<std::string> lines;
-  flatten_lines(YAML::Load(config_to_yaml(c)), "", lines);
-  std::string y;
+// Keys whose value is a file or folder of the user's: fingerprinted by content, never by the path
+// as typed ("./x.jsonl", "x.jsonl" and "/abs/x.jsonl" are one input). The corpus (tokenizer.input,
+// data.input) is --corpus, fingerprinted as an input of its own.
+const std::vector<std::string> kPathKeys = {"train.init_from", "sft.val_data", "reward.val_data", "ppo.ref",
+                                            "ppo.value_init", "ppo.problems", "ppo.ptx_data", "eval.problems"};
+const std::vector<std::string> kCorpusKeys = {"tokenizer.input", "data.input"};
+
+// pipeline.eval_sets with every file entry as its name and content checksum ("x.jsonl#<sum>:5").
+std::string eval_sets_fingerprint(const std::vector<std::string>& sets) {
+  std::string out;
+  for (const auto& entry : sets) {
+    std::string set = entry, n;
+    if (const auto colon = entry.rfind(':'); colon != std::string::npos && colon + 1 < entry.size() &&
+                                              entry.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+      set = entry.substr(0, colon);
+      n = entry.substr(colon);
+    }
+    if (set != "practice" && set != "humaneval") set = fs::path(set).filename().string() + "#" + content_checksum(set);
+    out += (out.empty() ? "" : ",") + set + n;
+  }
+  return "[" + out + "]";
+}
+
+// What a stage's fingerprint covers: the keys it reads (key -> value as YAML), the output folder
+// written as <O>, the user's files as "content:<checksum>".
+std::map<std::string, std::string> normalised(const std::string& stage, const Config& c, const std::string& out_dir) {
+  std::map<std::string, std::string> all, kept;
+  flatten_lines(YAML::Load(config_to_yaml(c)), "", all);
   const auto& keys = stage_keys().at(stage);
-  for (auto& l : lines) {
-    const std::string key = l.substr(0, l.find('='));
+  for (auto& [key, value] : all) {
     bool keep = false;
     for (auto& k : keys) keep = keep || key.rfind(k, 0) == 0;
     for (auto& v : kVolatile) keep = keep && key != v;
-    if (keep) y += l + "\n";
+    for (auto& v : kCorpusKeys) keep = keep && key != v;
+    if (!keep) continue;
+    std::string y = value;
+    for (size_t at; (at = y.find(out_dir)) != std::string::npos;) y.replace(at, out_dir.size(), "<O>");
+    kept[key] = y;
   }
-  for (size_t at; (at = y.find(out_dir)) != std::string::npos;) y.replace(at, out_dir.size(), "<O>");
-  return y;
+  auto path_of = [&](const std::string& key) -> std::string {
+    if (key == "train.init_from") return c.train.init_from;
+    if (key == "sft.val_data") return c.sft.val_data;
+    if (key == "reward.val_data") return c.reward.val_data;
+    if (key == "ppo.ref") return c.ppo.ref;
+    if (key == "ppo.value_init") return c.ppo.value_init;
+    if (key == "ppo.problems") return c.ppo.problems;
+    if (key == "ppo.ptx_data") return c.ppo.ptx_data;
+    return c.eval.problems;
+  };
+  for (auto& key : kPathKeys) {
+    auto it = kept.find(key);
+    if (it == kept.end() || it->second.find("<O>") != std::string::npos) continue;
+    std::string path = path_of(key);
+    if (path.empty()) continue;
+    if (key == "eval.problems") {
+      try {
+        path = eval::resolve_problems_path(c, "eval.problems");
+      } catch (const UsageError&) {  // not needed unless a humaneval set is evaluated (checked before)
+      }
+    }
+    it->second = "content:" + content_checksum(path);
+  }
+  if (kept.count("pipeline.eval_sets")) kept["pipeline.eval_sets"] = eval_sets_fingerprint(c.pipeline.eval_sets);
+  return kept;
 }
+
+std::string fingerprint_of(const std::string& upstream, const std::string& stage,
+                           const std::map<std::string, std::string>& config,
+                           const std::map<std::string, std::string>& inputs) {
+  std::string s = upstream + "|" + stage + "|";
+  for (auto& [k, v] : config) s += k + "=" + v + "\n";
+  for (auto& [k, v] : inputs) s += k + "=" + v + "\n";
+  return hex64(fnv1a64(s.data(), s.size()));
+}
+
+// SIGINT / SIGTERM outside a trainer's loop (the trainers stop gracefully themselves, and say
+// the same): one line saying how to continue, then the usual exit status of the signal.
+char g_interrupt_line[512] = "codex-train: pipeline: interrupted; rerun the same command to continue\n";
+int g_interrupt_fd = 2;  // the real stderr (a stage may point fd 2 elsewhere, e.g. the tokenizer's quiet trainer)
+extern "C" void on_pipeline_signal(int sig) {
+  const ssize_t n = ::write(g_interrupt_fd, g_interrupt_line, std::strlen(g_interrupt_line));
+  (void)n;
+  ::_exit(128 + sig);
+}
+
+class InterruptMessage {
+ public:
+  InterruptMessage() {
+    const int fd = ::fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (fd >= 0) g_interrupt_fd = fd;
+    for (int i = 0; i < 2; ++i) {
+      ::sigaction(kSignals[i], nullptr, &old_[i]);
+      if (old_[i].sa_handler == SIG_IGN) continue;  // `cmd &` in a script: stays ignored
+      struct sigaction sa {};
+      sa.sa_handler = on_pipeline_signal;
+      sigemptyset(&sa.sa_mask);
+      ::sigaction(kSignals[i], &sa, nullptr);
+    }
+  }
+  ~InterruptMessage() {
+    for (int i = 0; i < 2; ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+    if (g_interrupt_fd != 2) ::close(g_interrupt_fd);
+    g_interrupt_fd = 2;
+  }
+  static void stage(const std::string& name) {
+    std::snprintf(g_interrupt_line, sizeof g_interrupt_line,
+                  "codex-train: pipeline: interrupted in %s (finished stages are kept); rerun the same command to "
+                  "continue\n",
+                  name.c_str());
+  }
+
+ private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  struct sigaction old_[2];
+};
 
 class Pipeline {
  public:
@@ -214,8 +377,12 @@ class Pipeline {
   }
 
   json run() {
+    InterruptMessage interrupt;
+    std::unique_ptr<DirLock> lock;
     if (rank_ == 0) {
       make_output_dir(out_, "--output-dir");
+      // One pipeline per output folder: a second one exits 2 naming the holder's pid.
+      lock = std::make_unique<DirLock>(out_, "--output-dir");
       json pj = {{"command", args_.command_line}, {"config", config_to_yaml(plan_.shared)},
                  {"started", static_cast<int64_t>(std::time(nullptr))}};
       std::vector<std::string> names;
@@ -223,15 +390,29 @@ class Pipeline {
       pj["stages"] = names;
       write_file_atomic(fs::path(out_) / "pipeline.json", pj.dump(2) + "\n");
     }
-    std::string upstream;  // fingerprint chain
+    // Every stage's config, inputs and fingerprint (each chained to the one before it).
+    if (!args_.corpus.empty()) {
+      std::string sums;
+      for (auto& c : args_.corpus) sums += content_checksum(c);
+      corpus_sum_ = hex64(fnv1a64(sums.data(), sums.size()));
+    }
+    std::string upstream;
+    for (size_t i = 0; i < kStages.size(); ++i) {
+      const std::string& st = kStages[i];
+      StageFp f;
+      f.cfg = stage_config(st, fs::path(out_) / stage_dir_name(i));
+      f.config = normalised(st, f.cfg, out_);
+      f.inputs = inputs_of(st);
+      f.upstream = upstream;
+      f.fingerprint = upstream = fingerprint_of(upstream, st, f.config, f.inputs);
+      fps_.push_back(std::move(f));
+    }
     bool invalidated = false;
     for (size_t i = 0; i < kStages.size(); ++i) {
       const std::string& st = kStages[i];
       const fs::path dir = fs::path(out_) / stage_dir_name(i);
-      Config cfg = stage_config(st, dir);
-      const std::string fp = hex64(fnv1a64(0, 0) ^ std::hash<std::string>{}(upstream + "|" + st + "|" +
-                                                                             normalised(st, cfg, out_) + inputs_fp(st)));
-      upstream = fp;
+      const Config& cfg = fps_[i].cfg;
+      const std::string& fp = fps_[i].fingerprint;
       const fs::path done = dir / "DONE";
       if (rank_ == 0 && fs::exists(dir / "stage.json")) {
         const json old = json::parse(read_file(dir / "stage.json"), nullptr, false);
@@ -248,13 +429,20 @@ class Pipeline {
       const bool all_ranks = st == "pretrain" || st == "sft" || st == "reward" || st == "ppo";
       if (rank_ == 0) {
         make_output_dir(dir, "stage folder");
-        write_file_atomic(dir / "stage.json", json{{"fingerprint", fp}, {"stage", st}}.dump() + "\n");
+        write_file_atomic(dir / "stage.json", json{{"fingerprint", fp},
+                                                   {"stage", st},
+                                                   {"after", fps_[i].upstream},
+                                                   {"config", fps_[i].config},
+                                                   {"inputs", fps_[i].inputs}}
+                                                      .dump(1) +
+                                                  "\n");
       }
       if (rank_ != 0 && !all_ranks) {
         wait_for(dir);
         summaries_[st] = json::parse(read_file(done), nullptr, false);
         continue;
       }
+      InterruptMessage::stage(stage_dir_name(i));
       spdlog::info("pipeline: ---- {} ----", stage_dir_name(i));
       const auto t0 = std::chrono::steady_clock::now();
       json summary;
@@ -315,14 +503,52 @@ class Pipeline {
     return c;
   }
 
-  // Checksums of the user's input files a stage reads.
-  std::string inputs_fp(const std::string& st) const {
-    std::string s;
+  // Content checksums of the user's input files a stage reads, by the flag that names them.
+  std::map<std::string, std::string> inputs_of(const std::string& st) const {
+    std::map<std::string, std::string> in;
     if (st == "tokenizer" || st == "data" || (st == "problems" && plan_.shared.pipeline.extract))
-      for (auto& c : args_.corpus) s += content_checksum(c);
-    if (st == "sft" && !args_.demos.empty()) s += content_checksum(args_.demos);
-    if (st == "prefs" && !args_.prefs.empty()) s += content_checksum(args_.prefs);
-    return s;
+      in["--corpus"] = corpus_sum_;
+    if (st == "sft" && !args_.demos.empty()) in["--demos"] = content_checksum(args_.demos);
+    if (st == "prefs" && !args_.prefs.empty()) in["--prefs"] = content_checksum(args_.prefs);
+    return in;
+  }
+
+  // Why stage i's recorded fingerprint (its stage.json) differs from this run's: "sft.optim.lr:
+  // 0.001 -> 0.0005", "--demos content changed", or that a stage before it changed.
+  std::string why_changed(size_t i, size_t first) const {
+    const fs::path dir = fs::path(out_) / stage_dir_name(i);
+    const json old = json::parse(read_file(dir / "stage.json"), nullptr, false);
+    if (old.is_discarded() || !old.is_object() || !old.contains("config") || !old["config"].is_object())
+      return "its stage.json is from an older codex-train or damaged";
+    const StageFp& now = fps_[i];
+    std::vector<std::string> why;
+    std::set<std::string> keys;
+    for (auto& [k, v] : now.config) keys.insert(k);
+    for (auto it = old["config"].begin(); it != old["config"].end(); ++it) keys.insert(it.key());
+    for (auto& k : keys) {
+      const std::string a = old["config"].contains(k) && old["config"][k].is_string() ? old["config"][k].get<std::string>()
+                                                                                     : "(unset)";
+      const std::string b = now.config.count(k) ? now.config.at(k) : "(unset)";
+      if (a == b) continue;
+      const std::string shown = plan_.shown(kStages[i], k);
+      if (a.rfind("content:", 0) == 0 && b.rfind("content:", 0) == 0) why.push_back(shown + " content changed");
+      else why.push_back(shown + ": " + a + " -> " + b);
+    }
+    const json oin = old.value("inputs", json::object());
+    std::set<std::string> flags;
+    for (auto& [k, v] : now.inputs) flags.insert(k);
+    for (auto it = oin.begin(); it != oin.end(); ++it) flags.insert(it.key());
+    for (auto& f : flags) {
+      const bool had = oin.contains(f), has = now.inputs.count(f) > 0;
+      if (had && has && oin[f] != now.inputs.at(f)) why.push_back(f + " content changed");
+      else if (had != has) why.push_back(f + (has ? " given" : " no longer given"));
+    }
+    if (why.empty())
+      why.push_back(i > first ? "it follows " + stage_dir_name(first) + ", which is redone"
+                              : "a stage before it changed");
+    std::string out;
+    for (auto& w : why) out += (out.empty() ? "" : "; ") + w;
+    return out;
   }
 
   void move_aside(size_t from) {
@@ -330,10 +556,11 @@ class Pipeline {
     for (size_t i = from; i < kStages.size(); ++i) {
       const fs::path d = fs::path(out_) / stage_dir_name(i);
       if (!fs::exists(d)) continue;
+      const std::string why = fs::exists(d / "stage.json") ? why_changed(i, from) : "it follows " + stage_dir_name(from);
       fs::create_directories(aside);
       fs::rename(d, aside / stage_dir_name(i));
-      spdlog::warn("pipeline: {} no longer matches the config or its inputs; moved to {} and redone",
-                   stage_dir_name(i), (aside / stage_dir_name(i)).string());
+      spdlog::warn("pipeline: {} no longer matches the config or its inputs ({}); moved to {} and redone",
+                   stage_dir_name(i), why, (aside / stage_dir_name(i)).string());
     }
     fs::remove(fs::path(out_) / "summary.json");
   }
@@ -479,8 +706,7 @@ class Pipeline {
         path = (O / "04-problems" / "heldout.jsonl").string();
         name = "practice_heldout";
       } else if (set == "humaneval") {
-        path = c.eval.problems;
-        if (!fs::exists(path) && fs::path(path).is_relative()) path = (fs::path(CODEX_SOURCE_DIR) / path).string();
+        path = eval::resolve_problems_path(c, "eval.problems");
         name = "humaneval";
         limit = c.pipeline.humaneval_limit;
       } else {
@@ -557,18 +783,53 @@ class Pipeline {
     return json::object();
   }
 
+  struct StageFp {
+    Config cfg;
+    std::map<std::string, std::string> config, inputs;
+    std::string upstream, fingerprint;
+  };
+
   PipelineArgs args_;
   Plan plan_;
+  std::vector<StageFp> fps_;
+  std::string corpus_sum_;
   std::string out_;
   int rank_ = 0;
   std::map<std::string, json> summaries_;
 };
+
+// The entries of a folder, for messages: "report.html, summary.json, 01-tokenizer/ (+2 more)".
+std::string folder_listing(const fs::path& dir, size_t* count) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n == ".lock") continue;  // a pipeline's own lock (one that died before writing pipeline.json)
+    names.push_back(n + (e.is_directory(ec) ? "/" : ""));
+  }
+  std::sort(names.begin(), names.end());
+  *count = names.size();
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > 5) out += " (+" + std::to_string(names.size() - 5) + " more)";
+  return out;
+}
 
 // Every input checked before anything is written to the output folder.
 void check_inputs(const PipelineArgs& a, const Plan& p) {
   if (a.output_dir.empty()) throw UsageError("pipeline: --output-dir is required");
   if (fs::exists(a.output_dir) && !fs::is_directory(a.output_dir))
     throw UsageError("--output-dir '" + a.output_dir + "' is a file");
+  // A folder of the user's (their report.html, summary.json, 01-tokenizer/) is never written into
+  // unless they say so; a pipeline run (pipeline.json) resumes.
+  if (fs::is_directory(a.output_dir) && !fs::exists(fs::path(a.output_dir) / "pipeline.json") && !a.force) {
+    size_t n = 0;
+    const std::string there = folder_listing(a.output_dir, &n);
+    if (n > 0)
+      throw UsageError("--output-dir '" + a.output_dir + "' is not empty and is not a pipeline run (it holds " + there +
+                       "); choose a new or empty folder, or pass --force to use it anyway (files the pipeline "
+                       "writes there are replaced)");
+  }
   if (a.corpus.empty()) throw UsageError("pipeline: --corpus is required (directories, .py files or JSONL)");
   for (auto& c : a.corpus)
     if (!fs::exists(c)) throw UsageError("--corpus '" + c + "': does not exist");
@@ -576,7 +837,11 @@ void check_inputs(const PipelineArgs& a, const Plan& p) {
   SkipCounts skipped;
   for_each_document(a.corpus, [&](Document&) { ++docs; }, skipped);
   if (docs == 0)
-    throw UsageError("--corpus: no documents (no .py files, and no JSONL lines with a text or content field)");
+    throw UsageError("--corpus: no documents (no .py files, and no JSONL lines with a text or content field" +
+                     std::string(skipped.binary > 0 ? "; " + std::to_string(skipped.binary) +
+                                                          " binary files skipped: they contain NUL bytes"
+                                                    : "") +
+                     ")");
   if (!a.demos.empty()) (void)read_demos(a.demos);
   if (!a.prefs.empty()) (void)read_preferences(a.prefs);
   const PipelineConfig& pc = p.shared.pipeline;
@@ -589,6 +854,48 @@ void check_inputs(const PipelineArgs& a, const Plan& p) {
   if (!pc.reward_model && !pc.practice && !pc.extract)
     throw UsageError("pipeline: ppo has no reward: without a reward model it needs problems with tests "
                      "(pipeline.practice or pipeline.extract)");
+  // Trainers that must take a step: M0 and M2 would not exist (found at the eval stage otherwise).
+  for (const std::string st : {"pretrain", "ppo"}) {
+    const Config c = p.for_stage(st);
+    if (c.train.max_steps < 1)
+      throw UsageError(p.shown(st, "train.max_steps") + "=" + std::to_string(c.train.max_steps) + ": the " + st +
+                       " stage needs at least one step (it makes " + (st == "ppo" ? "M2" : "M0") + ")");
+  }
+  // Evaluation sets: practice, humaneval (the shipped file must be found), or a problems file.
+  if (pc.eval_sets.empty()) throw UsageError("pipeline.eval_sets: empty; name at least one set (practice, humaneval)");
+  const Config ev = p.for_stage("eval");
+  for (const auto& entry : pc.eval_sets) {
+    std::string set = entry;
+    if (const auto colon = entry.rfind(':'); colon != std::string::npos && colon + 1 < entry.size() &&
+                                              entry.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+      set = entry.substr(0, colon);
+      if (std::stoll(entry.substr(colon + 1)) < 1)
+        throw UsageError("pipeline.eval_sets: '" + entry + "' asks for no samples");
+    }
+    if (set == "practice") {
+      if (!pc.practice) throw UsageError("pipeline.eval_sets: 'practice' needs pipeline.practice=true");
+    } else if (set == "humaneval") {
+      (void)eval::resolve_problems_path(ev, "eval.problems");
+    } else if (!fs::is_regular_file(set)) {
+      const std::string near = cli::closest_name(set, {"practice", "humaneval"});
+      throw UsageError("pipeline.eval_sets: '" + set + "' is not practice, humaneval or an existing problems file" +
+                       (near.empty() ? std::string() : " (did you mean '" + near + "'?)"));
+    } else {
+      (void)eval::load_problems(set);
+    }
+  }
+}
+
+std::string absolute_path(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
+
+// A word as a POSIX shell reads it back: as is when it holds only safe characters, else in single quotes.
+std::string shell_word(const std::string& w) {
+  if (!w.empty() && w.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+=.,/:@%") ==
+                        std::string::npos)
+    return w;
+  std::string out = "'";
+  for (char c : w) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
 }
 
 int run_pipeline_cmd(cli::Invocation& inv) {
@@ -599,25 +906,35 @@ int run_pipeline_cmd(cli::Invocation& inv) {
   a.output_dir = inv.get("output-dir");
   a.config_path = inv.config_path;
   a.overrides = inv.overrides;
+  a.force = inv.has("force");
+  // The command as it can be rerun from any folder (the report's "reproduce"): absolute paths.
   a.command_line = "codex-train pipeline";
-  for (auto& c : a.corpus) a.command_line += " --corpus " + c;
-  if (!a.demos.empty()) a.command_line += " --demos " + a.demos;
-  if (!a.prefs.empty()) a.command_line += " --prefs " + a.prefs;
-  a.command_line += " --output-dir " + a.output_dir;
-  if (!a.config_path.empty()) a.command_line += " --config " + a.config_path;
-  for (auto& o : a.overrides) a.command_line += " " + o;
+  for (auto& c : a.corpus) a.command_line += " --corpus " + shell_word(absolute_path(c));
+  if (!a.demos.empty()) a.command_line += " --demos " + shell_word(absolute_path(a.demos));
+  if (!a.prefs.empty()) a.command_line += " --prefs " + shell_word(absolute_path(a.prefs));
+  if (!a.output_dir.empty()) a.command_line += " --output-dir " + shell_word(absolute_path(a.output_dir));
+  if (!a.config_path.empty()) a.command_line += " --config " + shell_word(absolute_path(a.config_path));
+  for (auto& o : a.overrides) a.command_line += " " + shell_word(o);
+  if (a.force) a.command_line += " --force";
   json s = run_pipeline(a);
   std::cout << s.dump() << std::endl;
   return 0;
 }
 
+std::vector<std::string> owned_key_names() {
+  std::vector<std::string> k;
+  for (auto& [key, why] : pipeline_owned_keys()) k.push_back(key);
+  return k;
+}
+
 cli::Registrar reg({"pipeline", "",
                     "every stage end to end: tokenizer -> data -> M0 -> problems -> M1 -> prefs -> reward -> M2 -> eval",
-                    {{"corpus", true, "directory, .py file or JSONL(.gz) with text/content (repeatable)", "", true},
+                    {{"corpus", true, "directory, .py file or JSONL(.gz) with text/content", "", true},
                      {"demos", true, "demonstrations JSONL {prompt, completion|response}"},
                      {"prefs", true, "preferences JSONL {prompt, chosen, rejected}"},
-                     {"output-dir", true, "where every stage writes (rerun to resume)"}},
-                    false, run_pipeline_cmd, {""}});
+                     {"output-dir", true, "where every stage writes (rerun to resume)"},
+                     {"force", false, "use an --output-dir that is not empty and not a pipeline run"}},
+                    false, run_pipeline_cmd, {""}, owned_key_names()});
 
 }  // namespace
 

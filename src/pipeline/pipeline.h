@@ -19,6 +19,7 @@ struct PipelineArgs {
   std::string demos, prefs, output_dir, config_path;
   std::vector<std::string> overrides;  // dotted; "<stage>.<section>.<key>=v" reaches one stage
   std::string command_line;            // for pipeline.json / the report
+  bool force = false;                  // --force: use a non-empty --output-dir that is not a pipeline run
 };
 
 // The resolved config of every stage ("pretrain", "sft", "reward", "ppo", "eval", ...) from a

@@ -664,6 +664,7 @@ th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}td.
 .missing{color:#999;font-style:italic}.ok{color:#1a7f1a}.bad{color:#b22}.running{color:#c77700}.small{font-size:85%}
 pre{background:#f0f0f0;border:1px solid #ddd;padding:8px;overflow-x:auto;white-space:pre-wrap;font-size:12px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:16px}
+.grid>div{min-width:0}table.kv{max-width:100%}table.kv td{overflow-wrap:anywhere}
 .sets{display:flex;flex-wrap:wrap;gap:8px 32px}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}
 figure{margin:0}svg.chart{width:100%;height:auto;border:1px solid #ddd;font-family:sans-serif}

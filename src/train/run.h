@@ -75,7 +75,7 @@ class Run {
   std::string save(int64_t step, const std::vector<ModuleRef>& modules, const std::string& tokenizer_path,
                    nlohmann::json state);
   const std::string& last_checkpoint() const { return last_ckpt_; }
-  // After the driver: throws RunError on a signal stop (exit 1, "continue with resume=true"),
+  // After the driver: throws RunError on a signal stop (exit 1, "rerun the same command [with resume=true] to continue"),
   // else logs and returns the summary JSON (also printed on stdout by commands).
   nlohmann::json finish(const DriverResult& r, int64_t start_step, nlohmann::json extra = {});
   // A resumed run that is already complete: the summary to print.
@@ -89,6 +89,10 @@ class Run {
   bool bf16_ = false;
   std::shared_ptr<DistContext> dist_;
   std::unique_ptr<DirLock> lock_;
+  // What the constructor created; removed again (when still empty) if the run never starts.
+  bool created_dir_ = false, created_lock_ = false, created_ckpts_ = false, started_ = false;
+  void open_start();
+  void discard_if_unstarted() noexcept;
   std::optional<std::string> resume_from_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;

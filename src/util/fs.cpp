@@ -65,7 +65,7 @@ void make_output_dir(const fs::path& dir, const std::string& what) {
   if (ec) throw UsageError(what + " '" + dir.string() + "': cannot create it (" + ec.message() + ")");
 }
 
-DirLock::DirLock(const fs::path& dir) {
+DirLock::DirLock(const fs::path& dir, const std::string& what) {
   const fs::path p = dir / ".lock";
   fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw UsageError("cannot open '" + p.string() + "': " + std::strerror(errno));
@@ -77,7 +77,7 @@ DirLock::DirLock(const fs::path& dir) {
     ::close(fd_);
     fd_ = -1;
     throw UsageError("'" + dir.string() + "' is in use by another run (pid " + pid +
-                     "); wait for it to end or choose another run.dir");
+                     "); wait for it to end or choose another " + what);
   }
   const std::string me = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {

@@ -23,7 +23,8 @@ void make_output_dir(const fs::path& dir, const std::string& what);
 // process dies, even by SIGKILL). Held by another process: UsageError naming its pid.
 class DirLock {
  public:
-  explicit DirLock(const fs::path& dir);
+  // `what` names the folder's option in the message ("choose another run.dir").
+  explicit DirLock(const fs::path& dir, const std::string& what = "run.dir");
   ~DirLock();
   DirLock(const DirLock&) = delete;
   DirLock& operator=(const DirLock&) = delete;

@@ -178,3 +178,23 @@ TEST_CASE("eval samples: --out, no silent overwrite, an unwritable output refuse
   REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   REQUIRE(secs < 8);
 }
+
+TEST_CASE("eval samples / eval humaneval: the shipped HumanEval is found from any working directory", "[eval]") {
+  TempDir t;
+  write_text(t / "s.jsonl", nlohmann::json{{"task_id", "HumanEval/0"}, {"completion", "    return False\n"}}.dump() + "\n");
+  const std::string bin = shell_quote(CODEX_BINARY);
+  auto r = codex::test::run_shell("cd " + shell_quote(t.str()) + " && " + bin + " eval samples --samples s.jsonl --k 1");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).contains("pass@1"));
+  // --problems given: the message names that file as given, not the shipped default
+  r = codex::test::run_shell("cd " + shell_quote(t.str()) + " && " + bin +
+                             " eval samples --samples s.jsonl --problems missing.jsonl --force");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--problems 'missing.jsonl': no such file (relative to ") != std::string::npos);
+  CHECK(r.err.find("HumanEval.jsonl.gz") == std::string::npos);
+  r = codex::test::run_shell("cd " + shell_quote(t.str()) + " && " + bin +
+                             " eval humaneval --checkpoint nowhere --problems missing.jsonl");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--problems 'missing.jsonl': no such file") != std::string::npos);
+}

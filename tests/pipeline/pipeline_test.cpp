@@ -2,12 +2,20 @@
 // stage config invalidates it and the later stages; bad input refused before anything is written.
 #include "pipeline/pipeline.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "data/practice.h"
 #include "helpers.h"
 #include "tokenizer/tiny_tokenizer.h"
+#include "util/fs.h"
 
 using namespace codex;
 using codex::test::read_text;
@@ -21,7 +29,178 @@ std::string tiny_cmd(const fs::path& corpus, const fs::path& out) {
   return "pipeline --corpus " + corpus.string() + " --output-dir " + out.string() + " --config " +
          std::string(CODEX_SOURCE_DIR) + "/configs/pipeline/tiny.yaml";
 }
+// A corpus of a few synthetic Python files.
+fs::path small_corpus(const TempDir& t) {
+  for (int i = 0; i < 2; ++i)
+    codex::test::write_text(t / "c" / ("a" + std::to_string(i) + ".py"), codex::test::synthetic_python(5, 1 + i));
+  return t / "c";
+}
 }  // namespace
+
+// The checks below all stop before the first stage: each is refused with exit 2 and one line, and
+// the output folder is left as it was.
+TEST_CASE("pipeline: a foreign --output-dir is refused naming what is there; --force uses it", "[pipeline]") {
+  TempDir t;
+  const fs::path c = small_corpus(t);
+  codex::test::write_text(t / "o" / "report.html", "my report\n");
+  codex::test::write_text(t / "o" / "summary.json", "{}\n");
+  fs::create_directories(t / "o" / "01-tokenizer");
+  auto r = run_cli(tiny_cmd(c, t / "o"));
+  INFO(r.err);
+  REQUIRE(r.code == 2);
+  CHECK(r.err.find("is not empty and is not a pipeline run") != std::string::npos);
+  CHECK(r.err.find("01-tokenizer/, report.html, summary.json") != std::string::npos);
+  CHECK(r.err.find("--force") != std::string::npos);
+  CHECK(read_text(t / "o" / "report.html") == "my report\n");
+  CHECK(!fs::exists(t / "o" / "pipeline.json"));
+  CHECK(!fs::exists(t / "o" / ".lock"));
+  // --force: past that check (stopped here by the next one, which proves it)
+  r = run_cli(tiny_cmd(c, t / "o") + " --force pipeline.practice=false");
+  REQUIRE(r.code == 2);
+  CHECK(r.err.find("sft stage has no data") != std::string::npos);
+  // an empty folder, or one holding a pipeline run, is fine
+  fs::create_directories(t / "empty");
+  r = run_cli(tiny_cmd(c, t / "empty") + " pipeline.practice=false");
+  CHECK(r.err.find("sft stage has no data") != std::string::npos);
+  codex::test::write_text(t / "run" / "pipeline.json", "{}\n");
+  codex::test::write_text(t / "run" / "report.html", "the pipeline's\n");
+  r = run_cli(tiny_cmd(c, t / "run") + " pipeline.practice=false");
+  CHECK(r.err.find("sft stage has no data") != std::string::npos);
+}
+
+TEST_CASE("pipeline: one pipeline per output folder, the second exits 2 naming the holder's pid", "[pipeline]") {
+  TempDir t;
+  const fs::path c = small_corpus(t);
+  codex::test::write_text(t / "o" / "pipeline.json", "{\"command\": \"x\"}\n");
+  const std::string before = read_text(t / "o" / "pipeline.json");
+  {
+    DirLock held(t / "o", "--output-dir");  // this process is the running pipeline
+    auto r = run_cli(tiny_cmd(c, t / "o"));
+    INFO(r.err);
+    REQUIRE(r.code == 2);
+    CHECK(r.err.find("in use by another run (pid " + std::to_string(::getpid()) + ")") != std::string::npos);
+    CHECK(r.err.find("another --output-dir") != std::string::npos);
+    CHECK(read_text(t / "o" / "pipeline.json") == before);  // nothing written
+    CHECK(!fs::exists(t / "o" / "01-tokenizer"));
+  }
+}
+
+TEST_CASE("pipeline: eval sets, step counts, repeated flags and keys it sets itself are refused before any stage",
+          "[pipeline]") {
+  TempDir t;
+  const fs::path c = small_corpus(t);
+  auto refused = [&](const std::string& extra, const std::string& says) {
+    auto r = run_cli(tiny_cmd(c, t / "o") + " " + extra);
+    INFO(extra << " -> " << r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(says) != std::string::npos);
+    CHECK(!fs::exists(t / "o"));
+  };
+  refused("pipeline.eval_sets=[practise]", "'practise' is not practice, humaneval or an existing problems file (did you mean 'practice'?)");
+  refused("pipeline.eval_sets=[practice:0]", "asks for no samples");
+  refused("ppo.train.max_steps=0", "ppo.train.max_steps=0: the ppo stage needs at least one step");
+  refused("train.max_steps=0 ppo.train.max_steps=2", "train.max_steps=0: the pretrain stage needs at least one step");
+  refused("--demos a.jsonl --demos b.jsonl", "--demos given twice ('a.jsonl' and 'b.jsonl')");
+  refused("--output-dir " + (t / "o2").string(), "--output-dir given twice");
+  refused("run.dir=x", "run.dir: the pipeline sets this key itself");
+  refused("data.input=[x]", "data.input: the pipeline sets this key itself (the corpus is --corpus)");
+  refused("sft.data=x", "sft.data: the pipeline sets this key itself");
+  refused("ppo.run.dir=x", "ppo.run.dir: the pipeline sets this key itself");
+  codex::test::write_text(t / "own.yaml", "base: " + std::string(CODEX_SOURCE_DIR) + "/configs/pipeline/tiny.yaml\n"
+                                          "run:\n  dir: somewhere\n");
+  refused("--config " + (t / "own.yaml").string() + " ", "given twice");  // tiny_cmd has --config already
+  auto r = run_cli("pipeline --corpus " + c.string() + " --output-dir " + (t / "o").string() + " --config " +
+                   (t / "own.yaml").string());
+  CHECK(r.code == 2);
+  CHECK(r.err.find("own.yaml:3: run.dir: the pipeline sets this key itself") != std::string::npos);
+  CHECK(!fs::exists(t / "o"));
+}
+
+TEST_CASE("pipeline: config errors name the YAML file and line, and the key as written with its stage", "[pipeline][config]") {
+  TempDir t;
+  const fs::path c = small_corpus(t);
+  const std::string base = "base: " + std::string(CODEX_SOURCE_DIR) + "/configs/pipeline/tiny.yaml\n";
+  auto run_with = [&](const std::string& yaml, const std::string& extra = "") {
+    codex::test::write_text(t / "bad.yaml", base + yaml);
+    return run_cli("pipeline --corpus " + c.string() + " --output-dir " + (t / "o").string() + " --config " +
+                   (t / "bad.yaml").string() + extra);
+  };
+  auto r = run_with("ppo:\n  train:\n    max_stepz: 3\n");
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("bad.yaml:4: unknown key 'ppo.train.max_stepz' (did you mean 'ppo.train.max_steps'?)") !=
+        std::string::npos);
+  CHECK(r.err.find("override") == std::string::npos);
+  r = run_with("train:\n  max_stepz: 3\n");
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("bad.yaml:3: unknown key 'train.max_stepz' (did you mean 'train.max_steps'?)") != std::string::npos);
+  r = run_with("sft:\n  optim:\n    lr: fast\n");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("bad.yaml:4: sft.optim.lr: expected a number") != std::string::npos);
+  r = run_with("", " ppo.train.max_stepz=3");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("override 'ppo.train.max_stepz=3': unknown key 'ppo.train.max_stepz' (did you mean "
+                   "'ppo.train.max_steps'?)") != std::string::npos);
+  CHECK(!fs::exists(t / "o"));
+}
+
+TEST_CASE("pipeline: --help lists each flag's note once and no key the pipeline sets itself", "[pipeline][cli]") {
+  auto r = run_cli("pipeline --help");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("(repeatable) (repeatable)") == std::string::npos);
+  CHECK(r.out.find("(repeatable)") != std::string::npos);
+  CHECK(r.out.find("--force") != std::string::npos);
+  for (auto k : {"  run.dir ", "  sft.data ", "  data.input ", "  ppo.init ", "  resume "}) {
+    INFO(k);
+    CHECK(r.out.find(k) == std::string::npos);
+  }
+  CHECK(r.out.find("  sft.epochs ") != std::string::npos);
+}
+
+TEST_CASE("pipeline: binary files named *.py in the corpus are counted and said", "[pipeline][data]") {
+  TempDir t;
+  codex::test::write_text(t / "bin" / "blob.py", std::string("\x7f" "ELF\0\0\x01" "binary", 13));
+  auto r = run_cli(tiny_cmd(t / "bin", t / "o"));
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("no documents") != std::string::npos);
+  CHECK(r.err.find("1 binary files skipped: they contain NUL bytes") != std::string::npos);
+  codex::test::write_text(t / "bin" / "good.py", codex::test::synthetic_python(5, 1));
+  codex::test::write_text(t / "bin" / "sub" / "other.py", std::string("a\0b", 3));
+  r = run_cli(tiny_cmd(t / "bin", t / "o") + " pipeline.practice=false");
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("corpus: skipped 2 binary files named *.py (NUL bytes: not Python source)") != std::string::npos);
+  CHECK(!fs::exists(t / "o"));
+}
+
+TEST_CASE("pipeline: SIGINT in any stage says to rerun the same command", "[pipeline]") {
+  TempDir t;
+  for (int i = 0; i < 6; ++i)
+    codex::test::write_text(t / "corpus" / ("m" + std::to_string(i) + ".py"), codex::test::synthetic_python(40, 200 + i));
+  // Started from here (not from a shell's background job, which would inherit an ignored SIGINT).
+  const std::string cmd = "exec " + codex::test::shell_quote(CODEX_BINARY) + " " + tiny_cmd(t / "corpus", t / "o") +
+                          " >/dev/null 2>" + (t / "err").string();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 3000; ++i) {
+    if (fs::exists(t / "err") && read_text(t / "err").find("---- 01-tokenizer") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const std::string err = read_text(t / "err");
+  INFO(err);
+  CHECK(err.find("---- 01-tokenizer") != std::string::npos);
+  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(err.find("rerun the same command") != std::string::npos);
+}
 
 TEST_CASE("practice set: held-out pairs never in train, every canonical solution passes its test", "[pipeline][eval]") {
   PracticeSet a = make_practice_set(0), b = make_practice_set(0);
@@ -103,13 +282,36 @@ TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is r
   REQUIRE(again.code == 0);
   REQUIRE(again.err.find("05-sft done earlier; skipped") != std::string::npos);
   REQUIRE(again.err.find("---- ") == std::string::npos);
-  // a changed sft setting: sft and everything after it are redone, the old ones kept aside
+  // the same inputs spelled otherwise, from another working directory: still nothing to do; the
+  // reproduce command (pipeline.json, the report) holds absolute paths
+  fs::create_directories(t / "elsewhere");
+  auto spelled = codex::test::run_shell(
+      "cd " + (t / "elsewhere").string() + " && " + codex::test::shell_quote(CODEX_BINARY) +
+      " pipeline --corpus ../corpus/ --output-dir ../o/. --config " + std::string(CODEX_SOURCE_DIR) +
+      "/configs/pipeline/../pipeline/tiny.yaml --prefs ./../prefs.jsonl");
+  INFO(spelled.err);
+  REQUIRE(spelled.code == 0);
+  CHECK(spelled.err.find("09-eval done earlier; skipped") != std::string::npos);
+  CHECK(spelled.err.find("---- ") == std::string::npos);
+  CHECK(spelled.err.find("no longer matches") == std::string::npos);
+  const std::string command = json::parse(read_text(t / "o" / "pipeline.json"))["command"];
+  CHECK(command.find("--corpus " + (t / "corpus").string()) != std::string::npos);
+  CHECK(command.find("--prefs " + (t / "prefs.jsonl").string()) != std::string::npos);
+  CHECK(command.find(" ..") == std::string::npos);
+  // a changed sft setting and other preferences: sft and everything after it are redone, the old
+  // ones kept aside, each with what changed
+  codex::test::write_text(t / "prefs.jsonl", json{{"prompt", "def g(x):\n"}, {"chosen", "    return x\n"},
+                                                  {"rejected", "    raise Y\n"}}.dump() + "\n");
   auto changed = run_cli(cmd + " sft.optim.lr=5e-4");
   INFO(changed.err);
   REQUIRE(changed.code == 0);
   REQUIRE(changed.err.find("03-pretrain done earlier; skipped") != std::string::npos);
-  REQUIRE(changed.err.find("05-sft no longer matches") != std::string::npos);
-  REQUIRE(changed.err.find("08-ppo no longer matches") != std::string::npos);
+  REQUIRE(changed.err.find("05-sft no longer matches the config or its inputs (sft.optim.lr: 0.001 -> 0.0005)") !=
+          std::string::npos);
+  REQUIRE(changed.err.find("06-prefs no longer matches the config or its inputs (--prefs content changed)") !=
+          std::string::npos);
+  REQUIRE(changed.err.find("08-ppo no longer matches the config or its inputs (it follows 05-sft, which is redone)") !=
+          std::string::npos);
   REQUIRE(fs::exists(t / "o" / ".invalidated"));
   REQUIRE(fs::exists(t / "o" / "09-eval" / "DONE"));
   // a PPO-only change keeps everything before PPO
@@ -117,7 +319,8 @@ TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is r
   INFO(ppo_only.err);
   REQUIRE(ppo_only.code == 0);
   REQUIRE(ppo_only.err.find("07-reward done earlier; skipped") != std::string::npos);
-  REQUIRE(ppo_only.err.find("08-ppo no longer matches") != std::string::npos);
+  REQUIRE(ppo_only.err.find("08-ppo no longer matches the config or its inputs (ppo.train.max_steps: 3 -> 2)") !=
+          std::string::npos);
   REQUIRE(json::parse(read_text(t / "o" / "08-ppo" / "DONE"))["steps"] == 2);
   // a damaged per-problem file costs the paired figure (one warning), never the finished run
   for (const auto& e : fs::directory_iterator(t / "o" / "09-eval" / "M1" / "practice_heldout"))

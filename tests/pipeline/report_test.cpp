@@ -247,3 +247,38 @@ TEST_CASE("report: headless Chromium renders the report without console errors",
   CHECK(j["colors"].get<int>() > 50);
   CHECK(j["non_background_fraction"].get<double>() > 0.05);
 }
+
+TEST_CASE("report: the preferences and data tables stay inside their column in a 1200-px window", "[report][browser]") {
+  if (run_shell("command -v chromium").code != 0) {
+    WARN("SKIPPED: chromium is not installed (scripts/build.sh --test-deps installs it)");
+    return;
+  }
+  TempDir tmp;
+  fs::path run = copy_fixture(tmp);
+  // The preferences summary a real run writes: nested counts with long keys.
+  write_text(run / "06-prefs" / "DONE",
+             R"({"given": 0, "from_execution": {"passed": 210, "failed": 301, "raised": 113, "does not parse": 12,)"
+             R"( "problems_with_pairs": 213, "prompts_without_pair": 65, "pairs": 852}, "pairs": 852,)"
+             R"( "seconds": 123.45678901234})"
+             "\n");
+  std::string html = report::render_report(run.string());
+  // Measured in the page: how far any table reaches past the box that holds it, and the page width.
+  const std::string probe =
+      "<script>var worst=0;document.querySelectorAll('table').forEach(function(t){"
+      "worst=Math.max(worst,t.getBoundingClientRect().right-t.parentElement.getBoundingClientRect().right);});"
+      "document.body.setAttribute('data-overflow',String(Math.ceil(worst)));"
+      "document.body.setAttribute('data-width',String(document.documentElement.scrollWidth));</script>";
+  html.insert(html.rfind("</body>"), probe);
+  write_text(tmp / "probe.html", html);
+  auto r = run_shell("timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=" +
+                     shell_quote((tmp / "profile").string()) + " --window-size=1200,1600 --dump-dom " +
+                     shell_quote("file://" + (tmp / "probe.html").string()));
+  REQUIRE(r.code == 0);
+  auto attr = [&](const std::string& name) {
+    const auto at = r.out.find(name + "=\"");
+    REQUIRE(at != std::string::npos);
+    return std::stoi(r.out.substr(at + name.size() + 2));
+  };
+  CHECK(attr("data-overflow") <= 0);
+  CHECK(attr("data-width") <= 1200);
+}

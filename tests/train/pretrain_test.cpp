@@ -114,6 +114,7 @@ TEST_CASE("pretrain: killed with SIGKILL, a resumed run reaches the same final l
   auto res = run_cli(codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " resume=true");
   INFO(res.err);
   REQUIRE(res.code == 0);
+  CHECK(res.err.find("pretrain: resuming from step ") != std::string::npos);
   REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
 }
 
@@ -154,7 +155,7 @@ TEST_CASE("pretrain: SIGTERM / SIGINT checkpoint the current step and exit 1, re
   const std::string err = read_text(t / "err.txt");
   INFO(err);
   REQUIRE(err.find("interrupted") != std::string::npos);
-  REQUIRE(err.find("resume=true") != std::string::npos);
+  REQUIRE(err.find("rerun the same command with resume=true to continue") != std::string::npos);
   const int64_t stopped_at = metrics_of(run).back()["step"];
   REQUIRE(stopped_at < 400);
   // checkpoint_every=0: the only checkpoint is the one the signal made, at the last finished step.
@@ -163,6 +164,7 @@ TEST_CASE("pretrain: SIGTERM / SIGINT checkpoint the current step and exit 1, re
   auto res = run_cli(codex::test::tiny_run_args((t / "data").string(), run.string()) + args + " resume=true");
   INFO(res.err);
   REQUIRE(res.code == 0);
+  CHECK(res.err.find(fmt::format("pretrain: resuming from step {}", stopped_at)) != std::string::npos);
   REQUIRE(comparable(metrics_of(run)) == comparable(metrics_of(t / "full")));
 }
 
@@ -205,6 +207,10 @@ TEST_CASE("pretrain: resume=must refuses a run.dir without a checkpoint, continu
   CHECK(r.code == 2);
   CHECK(r.err.find("resume=must: no checkpoint to continue") != std::string::npos);
   CHECK(!std::filesystem::exists(t / "run" / "metrics.jsonl"));  // nothing trained
+  // A refused run leaves nothing behind: no run.dir/.lock, no empty checkpoints/ (the folder it made is gone).
+  CHECK(!std::filesystem::exists(t / "run" / ".lock"));
+  CHECK(!std::filesystem::exists(t / "run" / "checkpoints"));
+  CHECK(!std::filesystem::exists(t / "run"));
   r = run_cli(base + " train.max_steps=2 train.checkpoint_every=2");
   REQUIRE(r.code == 0);
   r = run_cli(base + " train.max_steps=4 train.checkpoint_every=2 resume=must");
