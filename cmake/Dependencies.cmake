@@ -15,12 +15,16 @@ find_library(SENTENCEPIECE_TRAIN_LIB sentencepiece_train REQUIRED)
 find_path(PCRE2_INCLUDE_DIR pcre2.h REQUIRED)
 find_library(PCRE2_LIB pcre2-8 REQUIRED)
 
+# libunistring: Unicode NFC, the normalizer of Qwen-family tokenizer.json files (tokenizer/bpe.cpp).
+find_path(UNISTRING_INCLUDE_DIR uninorm.h REQUIRED)
+find_library(UNISTRING_LIB unistring REQUIRED)
+
 add_library(codex_deps INTERFACE)
 # SentencePiece is deliberately NOT linked here: it is reached through the codex_spm shim.
-target_include_directories(codex_deps INTERFACE ${TORCH_INCLUDE_DIRS} ${PCRE2_INCLUDE_DIR})
+target_include_directories(codex_deps INTERFACE ${TORCH_INCLUDE_DIRS} ${PCRE2_INCLUDE_DIR} ${UNISTRING_INCLUDE_DIR})
 target_link_libraries(codex_deps INTERFACE
   ${TORCH_LIBRARIES} yaml-cpp spdlog::spdlog nlohmann_json::nlohmann_json ZLIB::ZLIB
-  Threads::Threads ${PCRE2_LIB} ${CMAKE_DL_LIBS})
+  Threads::Threads ${PCRE2_LIB} ${UNISTRING_LIB} ${CMAKE_DL_LIBS})
 if(TORCH_CXX_FLAGS)
   separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   target_compile_options(codex_deps INTERFACE ${_torch_flags})

@@ -21,7 +21,7 @@ for a in "$@"; do
 done
 
 PKGS=(cmake ninja-build g++ libtorch-dev libgloo-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev
-      catch2 nlohmann-json3-dev zlib1g-dev libpcre2-dev libopenblas0-pthread python3 bubblewrap)
+      catch2 nlohmann-json3-dev zlib1g-dev libpcre2-dev libunistring-dev libopenblas0-pthread python3 bubblewrap)
 if [ "$TEST_DEPS" = 1 ]; then
   PKGS+=(python3-torch chromium)
   command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)  # a machine's own Node.js (with npm) is fine

@@ -20,7 +20,7 @@ PKGS=(libyaml-cpp-dev libyaml-cpp0.7
       nlohmann-json3-dev catch2
       libsentencepiece-dev libsentencepiece0
       zlib1g-dev zlib1g
-      libpcre2-dev libpcre2-8-0
+      libpcre2-dev libpcre2-8-0 libunistring-dev libunistring2
       libgloo-dev)
 LIMIT_MIB=64
 case "${1:-}" in

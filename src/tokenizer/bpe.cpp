@@ -4,6 +4,10 @@
 #include <pcre2.h>
 
 #include <nlohmann/json.hpp>
+#include <unistr.h>
+#include <uninorm.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 #include <map>
@@ -19,9 +23,10 @@ namespace codex {
 
 namespace {
 
-// Unicode White_Space (what `\s` means in the Rust regex tiktoken uses; PCRE2's \s differs in
-// U+180E).
+// Unicode White_Space (what `\s` means in the Rust regex tiktoken uses and in Oniguruma, which
+// Hugging Face tokenizers' Split runs; PCRE2's \s differs: no U+0085, and U+180E).
 #define CODEX_WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+constexpr const char* kWhiteSpace = CODEX_WS;
 constexpr const char* kGpt2Pattern =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" CODEX_WS "\\p{L}\\p{N}]+|[" CODEX_WS "]+(?![^" CODEX_WS
     "])|[" CODEX_WS "]+";
@@ -29,17 +34,41 @@ constexpr const char* kGpt2Pattern =
 
 }  // namespace
 
+// A tokenizer.json Split pattern for PCRE2: `\s` / `\S` spelled out as Unicode White_Space (inside
+// a character class its members, outside a class [..] / [^..]); everything else as written.
+std::string pcre2_pattern_from_hf(const std::string& re) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    const char c = re[i];
+    if (c == '\\' && i + 1 < re.size()) {
+      const char d = re[i + 1];
+      if (d == 's') out += in_class ? std::string(kWhiteSpace) : "[" + std::string(kWhiteSpace) + "]";
+      else if (d == 'S' && !in_class) out += "[^" + std::string(kWhiteSpace) + "]";
+      else if (d == 'S') throw UsageError("pre-tokenizer pattern: \\S inside a character class is not supported");
+      else out += re.substr(i, 2);
+      ++i;
+      continue;
+    }
+    if (c == '[' && !in_class) in_class = true;
+    else if (c == ']' && in_class && !out.empty() && out.back() != '[' && !(out.size() >= 2 && out.substr(out.size() - 2) == "[^"))
+      in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 class BpeRegex {
  public:
-  BpeRegex() {
+  explicit BpeRegex(const std::string& pattern = kGpt2Pattern) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), PCRE2_ZERO_TERMINATED,
                           PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &off, nullptr);
     if (!code_) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(err, msg, sizeof msg);
-      throw std::runtime_error(std::string("BPE pattern does not compile: ") + reinterpret_cast<char*>(msg));
+      throw UsageError(std::string("BPE pre-tokenizer pattern does not compile: ") + reinterpret_cast<char*>(msg));
     }
     jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
   }
@@ -231,6 +260,8 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
   if (!j.is_object()) throw bad("expected a JSON object");
 
   nlohmann::json vocab, added = nlohmann::json::array();
+  std::string split_pattern;  // empty: GPT-2's pattern
+  bool nfc = false;
   std::vector<std::pair<std::string, std::string>> merges;
   // A vocab.json maps token -> id (GPT-2's has a token "model"); a tokenizer.json has a "model" object.
   const bool is_vocab = !merges_path.empty() || json_path.filename() == "vocab.json" || json_path.filename() == "encoder.json";
@@ -239,11 +270,30 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
     if (!m.is_object() || m.value("type", std::string("BPE")) != "BPE")
       throw bad("model.type is not BPE (only byte-level BPE tokenizer.json files are read)");
     auto pt = j.value("pre_tokenizer", nlohmann::json());
-    bool byte_level = pt.is_object() && pt.value("type", "") == "ByteLevel";
-    if (!byte_level) throw bad("pre_tokenizer is not ByteLevel (only GPT-2-style byte-level BPE is read)");
-    if (pt.value("add_prefix_space", false)) throw bad("ByteLevel add_prefix_space=true is not supported");
-    if (!pt.value("use_regex", true)) throw bad("ByteLevel use_regex=false is not supported");
-    if (j.contains("normalizer") && !j["normalizer"].is_null()) throw bad("a normalizer is not supported for byte-level BPE");
+    if (pt.is_object() && pt.value("type", "") == "Sequence") {
+      // Llama 3 / Qwen2 / Qwen3: Split(pattern, Isolated) then ByteLevel without its own regex.
+      const auto& seq = pt.value("pretokenizers", nlohmann::json::array());
+      const bool ok = seq.is_array() && seq.size() == 2 && seq[0].value("type", "") == "Split" &&
+                      seq[0].value("behavior", "") == "Isolated" && !seq[0].value("invert", false) &&
+                      seq[0].contains("pattern") && seq[0]["pattern"].is_object() &&
+                      seq[0]["pattern"].contains("Regex") && seq[0]["pattern"]["Regex"].is_string() &&
+                      seq[1].value("type", "") == "ByteLevel" && !seq[1].value("use_regex", true) &&
+                      !seq[1].value("add_prefix_space", false);
+      if (!ok)
+        throw bad("pre_tokenizer Sequence: only [Split(Regex, Isolated), ByteLevel(use_regex=false)] is read "
+                  "(the Llama 3 / Qwen form)");
+      split_pattern = seq[0]["pattern"]["Regex"].get<std::string>();
+    } else {
+      bool byte_level = pt.is_object() && pt.value("type", "") == "ByteLevel";
+      if (!byte_level) throw bad("pre_tokenizer is not ByteLevel or a Split + ByteLevel sequence (only byte-level BPE is read)");
+      if (pt.value("add_prefix_space", false)) throw bad("ByteLevel add_prefix_space=true is not supported");
+      if (!pt.value("use_regex", true)) throw bad("ByteLevel use_regex=false is not supported");
+    }
+    if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+      if (!(j["normalizer"].is_object() && j["normalizer"].value("type", "") == "NFC"))
+        throw bad("normalizer: only null or NFC is supported for byte-level BPE");
+      nfc = true;
+    }
     if (!m.contains("vocab") || !m["vocab"].is_object()) throw bad("model.vocab missing");
     vocab = m["vocab"];
     if (m.contains("merges")) {
@@ -324,6 +374,11 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
     by_text.emplace(e.first, static_cast<int32_t>(id));
   }
   auto model = std::unique_ptr<BpeModel>(new BpeModel());
+  if (!split_pattern.empty()) {
+    model->split_pattern_ = split_pattern;
+    model->re_ = std::make_unique<BpeRegex>(pcre2_pattern_from_hf(split_pattern));
+  }
+  model->nfc_ = nfc;
   model->set_vocab(std::move(bytes), std::move(special), std::move(content));
   for (int b = 0; b < 256; ++b)
     if (model->byte_id_[b] < 0)
@@ -375,7 +430,50 @@ std::vector<int32_t> BpeModel::add_tokens(const std::vector<std::string>& tokens
 // ---------------------------------------------------------------------------------------------
 // Encoding.
 
+namespace {
+// NFC of the well-formed stretches of s; bytes that are not UTF-8 stay as they are (byte-level BPE
+// round-trips them; Hugging Face takes only valid text).
+std::string nfc_keep_invalid(const char* s, size_t n) {
+  std::string out;
+  out.reserve(n);
+  auto flush = [&](size_t a, size_t b) {
+    if (a == b) return;
+    size_t len = 0;
+    uint8_t* q = u8_normalize(UNINORM_NFC, reinterpret_cast<const uint8_t*>(s + a), b - a, nullptr, &len);
+    if (!q) {
+      out.append(s + a, b - a);
+      return;
+    }
+    out.append(reinterpret_cast<const char*>(q), len);
+    std::free(q);
+  };
+  size_t run = 0, i = 0;
+  while (i < n) {
+    ucs4_t uc;
+    const int k = u8_mbtoucr(&uc, reinterpret_cast<const uint8_t*>(s + i), n - i);
+    if (k > 0) {
+      i += static_cast<size_t>(k);
+      continue;
+    }
+    flush(run, i);
+    out += s[i];  // an invalid (or truncated) byte
+    run = ++i;
+  }
+  flush(run, n);
+  return out;
+}
+}  // namespace
+
 void BpeModel::encode(const char* p, size_t n, std::vector<int32_t>& out) const {
+  if (nfc_) {  // NFC first (Qwen's normalizer); ASCII needs none
+    bool ascii = true;
+    for (size_t i = 0; i < n && ascii; ++i) ascii = static_cast<unsigned char>(p[i]) < 0x80;
+    if (!ascii) {
+      const std::string t = nfc_keep_invalid(p, n);
+      re_->for_each(t.data(), t.size(), [&](size_t b, size_t e) { merge_piece(t.data() + b, e - b, out); });
+      return;
+    }
+  }
   re_->for_each(p, n, [&](size_t b, size_t e) { merge_piece(p + b, e - b, out); });
 }
 
@@ -474,6 +572,14 @@ std::string BpeModel::tokenizer_json() const {
   for (auto& [a, b] : merges_in_rank_order()) merges.push_back(bytes_to_unicode(bytes_[a]) + " " + bytes_to_unicode(bytes_[b]));
   nlohmann::ordered_json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
   nlohmann::ordered_json post = byte_level;
+  nlohmann::ordered_json pre_tokenizer = byte_level;
+  if (!split_pattern_.empty()) {  // the Llama 3 / Qwen form, as read
+    nlohmann::ordered_json split = {{"type", "Split"}, {"pattern", {{"Regex", split_pattern_}}},
+                                    {"behavior", "Isolated"}, {"invert", false}};
+    nlohmann::ordered_json bl = byte_level;
+    bl["use_regex"] = false;
+    pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", {split, bl}}};
+  }
   post["trim_offsets"] = false;
   nlohmann::ordered_json model = {{"type", "BPE"},
                                   {"dropout", nullptr},
@@ -486,7 +592,9 @@ std::string BpeModel::tokenizer_json() const {
                                   {"vocab", v},
                                   {"merges", merges}};
   nlohmann::ordered_json j = {{"version", "1.0"},   {"truncation", nullptr}, {"padding", nullptr},
-                              {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", byte_level},
+                              {"added_tokens", added},
+                              {"normalizer", nfc_ ? nlohmann::ordered_json{{"type", "NFC"}} : nlohmann::ordered_json()},
+                              {"pre_tokenizer", pre_tokenizer},
                               {"post_processor", post}, {"decoder", byte_level}, {"model", model}};
   return j.dump(2) + "\n";
 }

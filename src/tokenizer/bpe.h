@@ -16,6 +16,13 @@
 // run of invalid bytes is a pre-token of its own, merged like any other. decode(encode(x)) == x
 // for every byte string.
 //
+// Llama 3 / Qwen2 / Qwen3 tokenizer.json files cut text with their own Split pattern instead
+// (pre_tokenizer Sequence [Split(Regex, Isolated), ByteLevel(use_regex=false)]; `\s` spelled out as
+// above), and Qwen's NFC normalizer is applied first (libunistring; ASCII and invalid UTF-8 pass
+// unchanged). Their added tokens (<|endoftext|>, <|im_start|>, ...) are special: as everywhere in
+// this project, their text in the input is text, never the special id (a corpus file cannot inject
+// an end-of-text); Hugging Face's encode() maps such text to the id.
+//
 // Files: a Hugging Face tokenizer.json (model.type BPE, ByteLevel pre-tokenizer), or GPT-2's
 // vocab.json + merges.txt (also under their original names encoder.json + vocab.bpe). Token
 // strings there spell bytes through GPT-2's byte-to-unicode map (printable Latin-1 as itself,
@@ -86,6 +93,8 @@ class BpeModel {
   int32_t next_rank_ = 0;
   int32_t byte_id_[256];
   std::unique_ptr<BpeRegex> re_;
+  std::string split_pattern_;  // tokenizer.json's Split regex as written ("" = GPT-2's pattern)
+  bool nfc_ = false;           // NFC-normalize text first (Qwen)
 };
 
 }  // namespace codex

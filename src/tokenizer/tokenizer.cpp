@@ -97,8 +97,11 @@ void Tokenizer::init_bpe() {
     control_[id] = bpe_->is_special(id) ? 1 : 0;
   }
   for (int b = 0; b < 256; ++b) byte_id_[b] = bpe_->token_id(std::string(1, static_cast<char>(b)));
-  eot_id_ = bpe_->special_id(kEotPiece);
-  if (eot_id_ < 0) throw UsageError("'" + path_ + "': no special token " + std::string(kEotPiece) + " (end of text)");
+  // End of text: GPT-2's and Qwen's <|endoftext|>, else Llama 3's <|end_of_text|>.
+  for (const char* eot : {kEotPiece, "<|end_of_text|>"})
+    if (eot_id_ = bpe_->special_id(eot); eot_id_ >= 0) break;
+  if (eot_id_ < 0)
+    throw UsageError("'" + path_ + "': no special token " + std::string(kEotPiece) + " or <|end_of_text|> (end of text)");
   pad_id_ = eot_id_;
   for (const char* pad : {kPadPiece, "<|padding|>"})
     if (int32_t id = bpe_->special_id(pad); id >= 0) {
