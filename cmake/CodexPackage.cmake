@@ -48,3 +48,6 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/codex_trainConfigVe
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/codex_trainConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/codex_trainConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/codex_train)
+# The shipped HumanEval problems (and their licence), where an installed codex-train looks for
+# them: <prefix>/share/codex-train/data/humaneval/ (eval/humaneval.h resolve_problems_path).
+install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/data/humaneval DESTINATION ${CMAKE_INSTALL_DATADIR}/codex-train/data)

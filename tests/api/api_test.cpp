@@ -169,7 +169,8 @@ TEST_CASE("api: the installed package builds and runs the quickstart", "[api][in
   INFO(inst.out + inst.err);
   REQUIRE(inst.code == 0);
   for (const char* f : {"include/codex/codex.h", "lib/libcodex_train.so", "lib/libcodex_spm.so",
-                        "lib/cmake/codex_train/codex_trainConfig.cmake", "bin/codex-train"})
+                        "lib/cmake/codex_train/codex_trainConfig.cmake", "bin/codex-train",
+                        "share/codex-train/data/humaneval/HumanEval.jsonl.gz", "share/codex-train/data/humaneval/LICENSE"})
     CHECK(fs::exists(tmp / "prefix" / f));
 
   // a user's project: find_package(codex_train) + codex_train::codex_train, nothing else
