@@ -141,7 +141,8 @@ const char* choose_cuda_attention(const CudaAttentionCase& c, AttentionKind kind
   return "ops";
 }
 
-namespace {
+// What choose_cuda_attention() looks at for these inputs (declared in ops/cuda/attention_cuda.h,
+// which the CUDA binding shares).
 CudaAttentionCase describe_cuda_case(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      double dropout_p) {
   CudaAttentionCase c;
@@ -158,7 +159,6 @@ CudaAttentionCase describe_cuda_case(const torch::Tensor& q, const torch::Tensor
 #endif
   return c;
 }
-}  // namespace
 
 std::string attention_path(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout_p,
                            AttentionKind kind) {

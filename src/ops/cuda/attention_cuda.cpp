@@ -97,14 +97,7 @@ void describe_cuda_device(const torch::Device& device, int64_t head_dim, CudaAtt
 torch::Tensor attention_fused_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    bool causal, const torch::Tensor& key_mask) {
   TORCH_CHECK(q.is_cuda(), "attention_fused_cuda: q must be a CUDA tensor");
-  CudaAttentionCase c;
-  c.one_dtype_and_device = k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
-                           k.device() == q.device() && v.device() == q.device();
-  c.half_or_bf16 = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
-  c.head_dim = q.size(3);
-  c.batch_heads = q.size(0) * q.size(1);
-  c.needs_backward = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  describe_cuda_device(q.device(), c.head_dim, c);
+  const CudaAttentionCase c = describe_cuda_case(q, k, v, 0.0);
   TORCH_CHECK(std::string(choose_cuda_attention(c, AttentionKind::Fused)) == "cuda",
               "attention_fused_cuda: unsupported case (needs fp16/bf16 q, k, v of one dtype on one device, head dim 64 "
               "or 128, B*H <= 65535, compute capability >= 8.0 and ",

@@ -11,6 +11,10 @@ namespace codex {
 // memory per block) and of the kernel at `head_dim` (the shared memory its forward and backward
 // launch with); marks the kernel as built.
 void describe_cuda_device(const torch::Device& device, int64_t head_dim, CudaAttentionCase& c);
+// The whole case for q, k, v (dtypes, shapes, whether a backward will run) with the device's
+// facts (ops/attention.cpp).
+CudaAttentionCase describe_cuda_case(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     double dropout_p);
 // Same contract as codex::attention (causal offset Tk - Tq, key_mask (B, Tk) bool), no dropout;
 // differentiable w.r.t. q, k, v. Refuses (c10::Error) a case choose_cuda_attention() calls unsafe.
 // Runs on q's device (a device guard), whatever the caller's current device.
