@@ -141,8 +141,8 @@ const char* choose_cuda_attention(const CudaAttentionCase& c, AttentionKind kind
   return "ops";
 }
 
-// What choose_cuda_attention() looks at for these inputs (declared in ops/cuda/attention_cuda.h,
-// which the CUDA binding shares).
+namespace {
+// What choose_cuda_attention() looks at for these inputs.
 CudaAttentionCase describe_cuda_case(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      double dropout_p) {
   CudaAttentionCase c;
@@ -155,10 +155,31 @@ CudaAttentionCase describe_cuda_case(const torch::Tensor& q, const torch::Tensor
   c.dropout_p = dropout_p;
   c.sdpa_available = CODEX_HAS_SDPA;
 #ifdef CODEX_WITH_CUDA_KERNELS
-  describe_cuda_device(q.device(), c.head_dim, c);  // ops/cuda/attention_cuda.h: cc, shared memory
+  const CudaKernelFacts f = cuda_kernel_facts(q.device(), c.head_dim);  // cc, shared memory
+  c.kernel_built = true;
+  c.cc_major = f.cc_major;
+  c.smem_optin = f.smem_optin;
+  c.smem_forward = f.smem_forward;
+  c.smem_backward = f.smem_backward;
 #endif
   return c;
 }
+}  // namespace
+
+#ifdef CODEX_WITH_CUDA_KERNELS
+torch::Tensor attention_fused_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   bool causal, const torch::Tensor& key_mask) {
+  TORCH_CHECK(q.is_cuda(), "attention_fused_cuda: q must be a CUDA tensor");
+  check_shapes(q, k, v, key_mask);
+  const CudaAttentionCase c = describe_cuda_case(q, k, v, 0.0);
+  TORCH_CHECK(std::string(choose_cuda_attention(c, AttentionKind::Fused)) == "cuda",
+              "attention_fused_cuda: unsupported case (needs fp16/bf16 q, k, v of one dtype on one device, head dim 64 "
+              "or 128, B*H <= 65535, compute capability >= 8.0 and ",
+              c.needs_backward ? c.smem_backward : c.smem_forward, " bytes of shared memory per block; device cc ",
+              c.cc_major, ".x has ", c.smem_optin, ")");
+  return attention_cuda_launch(q, k, v, causal, key_mask);
+}
+#endif
 
 std::string attention_path(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout_p,
                            AttentionKind kind) {

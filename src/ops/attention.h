@@ -41,6 +41,12 @@ torch::Tensor attention_ops(const torch::Tensor& q, const torch::Tensor& k, cons
 // The fused CPU kernel (float32/float64 CPU tensors; no dropout), differentiable w.r.t. q, k, v.
 torch::Tensor attention_fused_cpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                   bool causal, const torch::Tensor& key_mask = {});
+#ifdef CODEX_WITH_CUDA_KERNELS
+// The custom CUDA kernel (kernels/attention/, via ops/cuda/attention_cuda.h), differentiable w.r.t.
+// q, k, v; refuses (c10::Error, naming what is missing) a case choose_cuda_attention() calls unsafe.
+torch::Tensor attention_fused_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   bool causal, const torch::Tensor& key_mask = {});
+#endif
 // Which implementation `attention(...)` would run for these inputs: "cuda" (the custom CUDA
 // kernel), "sdpa" (torch's scaled_dot_product_attention, CUDA on LibTorch >= 2), "fused" (the
 // CPU kernel), "ops". The q-only form assumes k and v like q.

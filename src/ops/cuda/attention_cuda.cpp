@@ -83,26 +83,20 @@ struct FusedAttentionCuda : torch::autograd::Function<FusedAttentionCuda> {
 
 }  // namespace
 
-void describe_cuda_device(const torch::Device& device, int64_t head_dim, CudaAttentionCase& c) {
-  c.kernel_built = true;
+CudaKernelFacts cuda_kernel_facts(const torch::Device& device, int64_t head_dim) {
+  CudaKernelFacts f;
   const cudaDeviceProp* prop = at::cuda::getDeviceProperties(device.has_index() ? device.index() : at::cuda::current_device());
-  c.cc_major = prop->major;
-  c.smem_optin = static_cast<int64_t>(prop->sharedMemPerBlockOptin);
+  f.cc_major = prop->major;
+  f.smem_optin = static_cast<int64_t>(prop->sharedMemPerBlockOptin);
   if (head_dim == 64 || head_dim == 128) {
-    c.smem_forward = kernels::attention_forward_smem(static_cast<int>(head_dim));
-    c.smem_backward = kernels::attention_backward_smem(static_cast<int>(head_dim));
+    f.smem_forward = kernels::attention_forward_smem(static_cast<int>(head_dim));
+    f.smem_backward = kernels::attention_backward_smem(static_cast<int>(head_dim));
   }
+  return f;
 }
 
-torch::Tensor attention_fused_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                   bool causal, const torch::Tensor& key_mask) {
-  TORCH_CHECK(q.is_cuda(), "attention_fused_cuda: q must be a CUDA tensor");
-  const CudaAttentionCase c = describe_cuda_case(q, k, v, 0.0);
-  TORCH_CHECK(std::string(choose_cuda_attention(c, AttentionKind::Fused)) == "cuda",
-              "attention_fused_cuda: unsupported case (needs fp16/bf16 q, k, v of one dtype on one device, head dim 64 "
-              "or 128, B*H <= 65535, compute capability >= 8.0 and ",
-              c.needs_backward ? c.smem_backward : c.smem_forward, " bytes of shared memory per block; device cc ",
-              c.cc_major, ".x has ", c.smem_optin, ")");
+torch::Tensor attention_cuda_launch(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    bool causal, const torch::Tensor& key_mask) {
   auto mask = key_mask.defined() ? key_mask.to(q.device(), torch::kUInt8).contiguous()
                                  : torch::empty({0}, q.options().dtype(torch::kUInt8));
   return FusedAttentionCuda::apply(q, k, v, mask, causal);
