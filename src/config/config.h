@@ -1,6 +1,6 @@
 #pragma once
 // Typed configuration. Every key lives in one struct below and is registered once in config.cpp
-// (key, type, range, help); YAML files and dotted `key=value` overrides are checked against that
+// (key, type, range; its one-line help in key_docs.cpp); YAML files and dotted `key=value` overrides are checked against that
 // registry, so a typo is an error naming the nearest valid key.
 #include <cstdint>
 #include <map>

@@ -3,7 +3,7 @@
 //   <dir>/train_<5 digits>.bin ...   token shards of the training split
 //   <dir>/val_<5 digits>.bin ...     token shards of the validation split
 //   <dir>/tokenizer.model            a copy of the tokenizer that produced them
-//   <dir>/stats.json                 filter counts (interface.md)
+//   <dir>/stats.json                 filter counts and token totals (data/prepare.cpp writes it)
 // Shard file: a 64-byte header (magic "CDXTOKS1", format version, dtype code, token count,
 // vocab size, checksum of the payload) then the tokens; read through mmap.
 //   offset  0  char[8]  "CDXTOKS1"

@@ -1,5 +1,5 @@
 #pragma once
-// The one reader for every JSONL file the project takes (docs/interface.md, wave 2): `.jsonl` or
+// The one reader for every JSONL file the project takes (the formats are listed below): `.jsonl` or
 // `.jsonl.gz`, one JSON object per non-empty line. Every error is a UsageError (exit 2) that names
 // the file, and the line when one is at fault: "FILE:LINE: <what was expected>". A missing file, a
 // folder, or a file without a single object is an error naming the file.

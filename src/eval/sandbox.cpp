@@ -27,7 +27,7 @@ namespace codex::eval {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr uid_t kNobody = 65534;  // who sandboxes run as when we are root (see spawn())
+constexpr uid_t kNobody = 65534;  // who sandboxes run as when we are root (see Worker::start())
 const char* const kSandboxDied = "failed: the sandbox died while the program ran";
 
 bool is_executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }

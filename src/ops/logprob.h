@@ -1,7 +1,7 @@
 #pragma once
 // Per-token log-probabilities (and entropy) of sampled tokens straight from hidden states and the
 // LM head, for PPO scoring and its loss, plus the per-token KL estimators of Schulman's note
-// (docs: ../shared/docs/rlhf-notes.md). Fused: the logits are formed block by block (rows x a
+// (the formulas: docs/rlhf.md). Fused: the logits are formed block by block (rows x a
 // vocabulary slice, on the CPU small enough to stay in cache), each block folded into per-row
 // running statistics (online logsumexp: max, sum of exponentials, their x-weighted sum for the
 // entropy) and dropped; the backward pass recomputes each block from the saved log-sum-exp and

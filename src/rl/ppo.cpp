@@ -1,9 +1,11 @@
-// `codex-train ppo`: M1 -> M2. One iteration (a driver step):
-//   prompts -> rollout (KV-cache sampler, finished rows leave the batch) -> scoring without
+// `codex-train ppo`: M1 -> M2. The recipe, top-down: inputs -> run -> models -> driver, where one
+// iteration (a driver step) is
+//   pick_prompts -> roll_out (KV-cache sampler, finished rows leave the batch) -> score without
 //   autograd (old / reference log-probs at the sampling temperature, values, reward model,
-//   execution, safety) -> per-token rewards (-beta_kl * kl_t, sequence reward at the end token)
-//   -> advantages (GAE, or GRPO / RLOO over each prompt's samples) -> ppo.epochs x ppo.minibatches
-//   engine updates of the policy (and the value model) -> adaptive KL coefficient.
+//   execution, safety) -> advantages (per-token rewards -beta_kl * kl_t, the sequence reward at the
+//   end token; GAE, or GRPO / RLOO over each prompt's samples) -> update (ppo.epochs x
+//   ppo.minibatches engine updates of the policy and the value model) -> reduce the metrics over
+//   ranks (IterationSums) -> adaptive KL coefficient.
 #include "rl/ppo.h"
 
 #include <chrono>
@@ -32,6 +34,10 @@ namespace codex {
 using json = nlohmann::json;
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct PromptItem {
   std::string prompt, task_id, test, entry_point;
@@ -74,375 +80,565 @@ torch::Tensor token_logp(GPT& m, const torch::Tensor& input, const torch::Tensor
   return zeros.index_put({idx}, r.logprobs).view(targets.sizes());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Setup: inputs checked before anything is written, then models, optimizers and resume.
+
+// What the inputs decide: which rewards and models a run uses.
+struct Plan {
+  bool critic = false;  // gae: a value model
+  bool use_rm = false, use_exec = false, use_safety = false;
+  int64_t tested = 0;    // prompts with tests
+  std::vector<Demo> ptx;  // PPO-ptx demonstrations (ppo.alpha > 0)
+  GPTConfig gcfg;         // the policy's, dropout off
+  double init_dropout = 0;
+};
+
+void check_options(const Config& config) {
+  if (config.ppo.prompts.empty()) throw UsageError("ppo.prompts: expected a prompts, demos or problems JSONL file");
+  if (config.dist.zero1) throw UsageError("dist.zero1: not supported by ppo (two optimizers); set dist.zero1=false");
+}
+
+Plan plan_run(const Config& config, const GPTConfig& init_gpt, const std::vector<PromptItem>& items,
+              const rl::SafetyRules& safety, const CustomReward& custom) {
+  const PPOConfig& pc = config.ppo;
+  Plan plan;
+  plan.critic = pc.advantage == "gae";
+  for (auto& it : items) plan.tested += !it.test.empty();
+  plan.use_rm = !pc.reward_model.empty() && pc.w_rm != 0;
+  plan.use_exec = plan.tested > 0 && pc.w_exec != 0;
+  // A rule-based reward alone is a reward too (U = alpha L_SFT + beta L_RLHF + gamma Omega).
+  plan.use_safety = pc.gamma != 0 && !safety.empty();
+  if (!plan.use_rm && !plan.use_exec && !plan.use_safety && !custom)
+    throw UsageError("ppo: no reward: set ppo.reward_model (with ppo.w_rm != 0), give prompts with tests "
+                     "(a problems file as ppo.prompts or ppo.problems) with ppo.w_exec != 0, or set "
+                     "ppo.safety.patterns with ppo.gamma != 0");
+  if (pc.alpha > 0) {
+    if (pc.ptx_data.empty()) throw UsageError("ppo.alpha > 0 needs ppo.ptx_data (a demos JSONL file)");
+    plan.ptx = read_demos(pc.ptx_data);
+  }
+  if (!plan.critic && pc.rollout.samples_per_prompt < 2)
+    throw UsageError("ppo.advantage=" + pc.advantage + " needs ppo.rollout.samples_per_prompt >= 2");
+  // Dropout off in PPO: the ratio pi / pi_old must compare one network with itself (old log-probs
+  // and values are scored without autograd, new ones in train mode; with dropout the first ratio
+  // would not be 1 and the clipping would act on noise).
+  plan.gcfg = init_gpt;
+  plan.init_dropout = plan.gcfg.dropout;
+  plan.gcfg.dropout = 0.0;
+  if (pc.rollout.max_new_tokens >= plan.gcfg.block_size)
+    throw UsageError("ppo.rollout.max_new_tokens (" + std::to_string(pc.rollout.max_new_tokens) +
+                     ") must be smaller than the model's block_size (" + std::to_string(plan.gcfg.block_size) + ")");
+  return plan;
+}
+
+Fingerprint fingerprint(const PPOConfig& pc, const StartPoint& init, const std::string& ref_path, bool use_rm) {
+  Fingerprint fp = {{"prompts", content_checksum(pc.prompts)},
+                    {"tokenizer", content_checksum(init.tokenizer_path)},
+                    {"init", init.weights_checksum()},
+                    {"ref", content_checksum((fs::path(ref_path) / "model.pt").string())}};
+  if (use_rm) fp["reward_model"] = content_checksum((fs::path(resolve_checkpoint(pc.reward_model)) / "model.pt").string());
+  return fp;
+}
+
+// policy and value (trained, the value model for gae only), reference and reward model (frozen).
+struct Models {
+  GPT policy{nullptr}, value{nullptr};
+  LoadedModel ref, rm;
+};
+
+// The order of construction is part of the run: every GPT built draws its initial weights from
+// the seeded generator, and the value head keeps its drawn initialisation.
+Models load_models(Run& run, const PPOConfig& pc, const Plan& plan, StartPoint& init, const std::string& ref_path) {
+  const torch::Device dev = run.device();
+  Models m;
+  torch::manual_seed(static_cast<uint64_t>(run.cfg().run.seed));
+  m.policy = GPT(plan.gcfg);
+  load_weights(run.resume_from() ? *run.resume_from() : init.dir, m.policy,
+               run.resume_from() ? LoadMode::strict : LoadMode::trunk);
+  init.loaded = LoadedModel{};
+  m.policy->to(dev);
+  m.ref = load_model(ref_path, dev);
+  freeze(m.ref.model);
+  if (m.ref.gpt.vocab_size != plan.gcfg.vocab_size)
+    throw UsageError("ppo.ref: vocabulary " + std::to_string(m.ref.gpt.vocab_size) + " differs from the policy's " +
+                     std::to_string(plan.gcfg.vocab_size));
+  if (plan.use_rm) {
+    m.rm = load_model(pc.reward_model, dev);
+    if (!m.rm.model->has_head("reward_head"))
+      throw UsageError("ppo.reward_model: '" + pc.reward_model + "' has no reward head (train one with `reward train`)");
+    freeze(m.rm.model);
+  }
+  if (plan.critic) {
+    const std::string vpath =
+        resolve_checkpoint(!pc.value_init.empty() ? pc.value_init : plan.use_rm ? pc.reward_model : pc.init);
+    GPTConfig vcfg = load_model(vpath).gpt;
+    vcfg.dropout = 0.0;  // as the policy's
+    m.value = GPT(vcfg);
+    m.value->add_scalar_head("value_head");
+    if (run.resume_from()) load_weights(*run.resume_from(), m.value, LoadMode::strict, "value");
+    else load_weights(vpath, m.value, LoadMode::trunk);
+    m.value->to(dev);
+  }
+  return m;
+}
+
+struct Optimizers {
+  std::unique_ptr<torch::optim::AdamW> policy, value;
+  std::vector<Trainable> trainables;
+};
+
+Optimizers make_optimizers(Run& run, Models& m, bool critic, double value_lr_ratio) {
+  std::vector<torch::Tensor> watched = m.policy->parameters();
+  if (critic)
+    for (auto& p : m.value->parameters()) watched.push_back(p);
+  run.dist().watch(watched);
+  Optimizers o;
+  o.policy = make_adamw(*m.policy, run.cfg().optim);
+  o.trainables = {{"", m.policy->parameters(), o.policy.get(), 1.0}};
+  if (critic) {
+    o.value = make_adamw(*m.value, run.cfg().optim);
+    o.trainables.push_back({"value", m.value->parameters(), o.value.get(), value_lr_ratio});
+  }
+  return o;
+}
+
+// Optimizer moments, RNG and KL coefficient of the checkpoint resumed from; the step it ended at.
+int64_t resume(Run& run, const json& state, Optimizers& o, rl::KLController& klc) {
+  load_optimizer(*run.resume_from(), *o.policy, "model");
+  if (o.value) load_optimizer(*run.resume_from(), *o.value, "value");
+  load_rng(*run.resume_from());
+  klc.coef = state.at("kl_coef");
+  return state.at("step");
+}
+
+void log_plan(const Config& config, const Plan& plan, size_t n_items, bool custom) {
+  const PPOConfig& pc = config.ppo;
+  if (plan.init_dropout > 0)
+    spdlog::info("ppo: dropout off (the init model has model.dropout={}): old and new log-probs come from the same "
+                 "network, so the first ratio is 1", plan.init_dropout);
+  spdlog::info("ppo ({}): {} prompts ({} with tests), {} x {} samples per iteration, {} iterations; rewards:{}{}{}{}; "
+               "KL {} coef {}{}", pc.advantage, n_items, plan.tested, pc.rollout.prompts_per_step,
+               pc.rollout.samples_per_prompt, config.train.max_steps, plan.use_rm ? " reward model" : "",
+               plan.use_exec ? " execution" : "", custom ? " custom" : "",
+               plan.use_safety ? " safety (gamma x Omega)" : "", pc.kl.estimator, pc.kl.coef,
+               pc.kl.target > 0 ? fmt::format(" (adaptive, target {})", pc.kl.target) : "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One iteration. Everything it reads, fixed at setup (the KL coefficient changes between iterations).
+struct Ppo {
+  const PPOConfig& pc;
+  const TrainConfig& tc;
+  const Config& cfg;  // the run's resolved config
+  const Plan& plan;
+  const Tokenizer& tok;
+  const TokenTable& table;
+  const std::vector<PromptItem>& items;
+  const rl::SafetyRules& safety;
+  const CustomReward& custom;
+  const eval::Sandbox* sandbox;  // execution rewards only
+  Models& m;
+  std::vector<Trainable>& trainables;
+  Run& run;
+  rl::KLController& klc;
+  int64_t P, K;  // prompts per iteration (all ranks), samples per prompt
+  int W, rank;
+  int64_t block, max_prompt;
+  uint64_t seed;
+  torch::Device dev;
+};
+
+// This rank's prompts of the iteration and the sampling options of its rollout.
+struct Prompts {
+  std::vector<int64_t> mine;                   // indices into Ppo::items
+  std::vector<std::vector<int32_t>> ids;       // their tokens, cut from the left to max_prompt
+  SamplingOptions so;
+};
+
+// Every rank computes the same list of the iteration's prompts and keeps its slice.
+Prompts pick_prompts(const Ppo& p, int64_t step) {
+  const PPOConfig& pc = p.pc;
+  const int64_t N = static_cast<int64_t>(p.items.size());
+  std::vector<int64_t> pick;
+  std::vector<int64_t> perm;
+  int64_t pe = -1;
+  for (int64_t i = (step - 1) * p.P; i < step * p.P; ++i) {
+    if (i / N != pe) pe = i / N, perm = epoch_order(N, p.seed, pe, 0x51ED270B7A1ULL);
+    pick.push_back(perm[static_cast<size_t>(i % N)]);
+  }
+  const int64_t P_local = p.P / p.W;
+  Prompts out;
+  out.mine.assign(pick.begin() + p.rank * P_local, pick.begin() + (p.rank + 1) * P_local);
+  SamplingOptions& so = out.so;
+  so = SamplingOptions::from(p.cfg.generate, p.seed);
+  so.temperature = pc.rollout.temperature;  // the log-probs below use the same temperature
+  so.top_p = 1.0;                           // no truncation: the ratio must use the sampled distribution
+  so.top_k = 0;
+  so.disallowed.clear();
+  so.max_new_tokens = pc.rollout.max_new_tokens;
+  so.batch_size = std::max<int64_t>(1, P_local * p.K);  // one KV-cache decode for the whole rollout
+  for (size_t i = 0; i < out.mine.size(); ++i) {
+    auto ids = p.tok.encode(p.items[static_cast<size_t>(out.mine[i])].prompt);
+    if (static_cast<int64_t>(ids.size()) > p.max_prompt) ids.erase(ids.begin(), ids.end() - p.max_prompt);
+    out.ids.push_back(std::move(ids));
+    // One RNG per (iteration, prompt slot, sample): independent of the world size.
+    so.prompt_seeds.push_back(p.seed * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL * static_cast<uint64_t>(p.P * p.K) +
+                              static_cast<uint64_t>((p.rank * P_local + static_cast<int64_t>(i)) * p.K));
+  }
+  return out;
+}
+
+const PromptItem& item_of(const Ppo& p, const Prompts& pr, const Sample& s) {
+  return p.items[static_cast<size_t>(pr.mine[static_cast<size_t>(s.prompt_index)])];
+}
+
+// The samples (R = P_local * K rows, prompt-major) as one left-padded batch on the device.
+struct Rollout {
+  std::vector<Sample> samples;
+  int64_t R = 0;
+  SeqBatch b;
+  torch::Tensor input, mask, targets;  // (R, Wd)
+  torch::Tensor resp;                  // (R, Wd) float: 1 on response tokens
+  double gen_tokens = 0, seconds = 0;  // tokens sampled, time of the sampling
+};
+
+Rollout roll_out(const Ppo& p, const Prompts& pr) {
+  Rollout ro;
+  const auto t_roll = Clock::now();
+  p.m.policy->eval();
+  {
+    torch::NoGradGuard ng;
+    ro.samples = generate_tokens(gpt_logits_fn(p.m.policy), p.table, pr.ids, p.K, pr.so, p.block, p.dev);
+  }
+  ro.seconds = seconds_since(t_roll);
+  ro.R = static_cast<int64_t>(ro.samples.size());
+  std::vector<Sequence> seqs(static_cast<size_t>(ro.R));
+  for (int64_t i = 0; i < ro.R; ++i) {
+    seqs[i].prompt = pr.ids[static_cast<size_t>(ro.samples[i].prompt_index)];
+    seqs[i].completion.assign(ro.samples[i].tokens.begin(), ro.samples[i].tokens.end());
+    if (seqs[i].completion.empty()) seqs[i].completion.push_back(p.tok.eot_id());  // nothing sampled: score an end
+    ro.gen_tokens += static_cast<double>(ro.samples[i].tokens.size());
+  }
+  std::vector<const Sequence*> rows;
+  for (auto& s : seqs) rows.push_back(&s);
+  ro.b = make_batch(rows, p.block, /*mask_prompt=*/true, p.tok.pad_id());
+  ro.input = to_device(ro.b.input, p.dev), ro.mask = to_device(ro.b.mask, p.dev);
+  ro.targets = to_device(ro.b.targets, p.dev);
+  ro.resp = (ro.targets != -100).to(torch::kFloat);
+  return ro;
+}
+
+// Per-row rewards (R each) and the scores PPO's ratios and advantages start from.
+struct Scores {
+  torch::Tensor old_logp, ref_logp, old_values;  // (R, Wd); values for gae only
+  std::vector<double> r_rm, r_exec, r_custom, omega, violations, seq_reward;
+  std::vector<int> outcome;  // rl::Outcome, -1 without a test
+  double no_eos = 0, seconds = 0;
+};
+
+std::vector<double> reward_model_scores(const Ppo& p, const Prompts& pr, const Rollout& ro) {
+  std::vector<Sequence> texts;
+  for (int64_t i = 0; i < ro.R; ++i) texts.push_back(make_sequence(p.tok, item_of(p, pr, ro.samples[i]).prompt, ro.samples[i].text));
+  std::vector<const Sequence*> tr;
+  for (auto& s : texts) tr.push_back(&s);
+  auto s = score_sequences(p.m.rm.model, tr, p.tok, p.dev).to(torch::kCPU);
+  std::vector<double> r(static_cast<size_t>(ro.R), 0.0);
+  for (int64_t i = 0; i < ro.R; ++i) r[i] = s[i].item<double>();
+  return r;
+}
+
+// Rows whose prompt has a test run in the sandbox: outcome and execution reward.
+void execution_rewards(const Ppo& p, const Prompts& pr, const Rollout& ro, Scores& sc) {
+  std::vector<eval::Problem> of;
+  std::vector<std::string> completions;
+  std::vector<int64_t> which;
+  for (int64_t i = 0; i < ro.R; ++i) {
+    const PromptItem& it = item_of(p, pr, ro.samples[i]);
+    if (it.test.empty()) continue;
+    of.push_back(eval::Problem{it.task_id, it.prompt, "", it.test, it.entry_point});
+    completions.push_back(ro.samples[i].text);
+    which.push_back(i);
+  }
+  const std::vector<rl::Outcome> graded = rl::grade_completions(*p.sandbox, of, completions);
+  for (size_t j = 0; j < which.size(); ++j) {
+    const rl::Outcome o = graded[j];
+    sc.outcome[which[j]] = static_cast<int>(o);
+    sc.r_exec[which[j]] = rl::execution_reward(o);
+  }
+}
+
+// Without autograd: old and reference log-probs, values, and every reward of each row.
+Scores score(const Ppo& p, const Prompts& pr, const Rollout& ro) {
+  const PPOConfig& pc = p.pc;
+  const int64_t R = ro.R;
+  const auto t_score = Clock::now();
+  Scores sc;
+  sc.r_rm.assign(R, 0.0), sc.r_exec.assign(R, 0.0), sc.r_custom.assign(R, 0.0), sc.omega.assign(R, 0.0);
+  sc.violations.assign(R, 0.0), sc.outcome.assign(R, -1);
+  {
+    torch::NoGradGuard ng;
+    sc.old_logp = token_logp(p.m.policy, ro.input, ro.mask, ro.targets, pc.rollout.temperature);
+    sc.ref_logp = token_logp(p.m.ref.model, ro.input, ro.mask, ro.targets, pc.rollout.temperature);
+    if (p.plan.critic)
+      sc.old_values = p.m.value->scalar("value_head", p.m.value->hidden(ro.input, nullptr, ro.mask)) * ro.resp;
+    if (p.plan.use_rm) sc.r_rm = reward_model_scores(p, pr, ro);
+  }
+  if (p.plan.use_exec) execution_rewards(p, pr, ro, sc);
+  for (int64_t i = 0; i < R; ++i) {
+    const Sample& s = ro.samples[i];
+    sc.violations[i] = static_cast<double>(p.safety.violations(s.text));
+    const bool hit_limit = s.finish_reason == "length";
+    sc.no_eos += hit_limit;
+    sc.omega[i] = sc.violations[i] + (hit_limit ? pc.safety.no_eos_penalty : 0.0);
+    if (p.custom) sc.r_custom[i] = p.custom(item_of(p, pr, s).prompt, s.text);
+  }
+  sc.seconds = seconds_since(t_score);
+  sc.seq_reward.resize(R);
+  for (int64_t i = 0; i < R; ++i)
+    sc.seq_reward[i] = pc.w_rm * sc.r_rm[i] + pc.w_exec * sc.r_exec[i] + sc.r_custom[i] - pc.gamma * sc.omega[i];
+  return sc;
+}
+
+// Per-token rewards (-kl_coef * kl_t, the sequence reward at the end token) and their advantages.
+rl::Advantages advantages(Ppo& p, const Rollout& ro, const Scores& sc) {
+  const PPOConfig& pc = p.pc;
+  rl::AdvantageInputs ai;
+  ai.logp = sc.old_logp;
+  ai.ref_logp = sc.ref_logp;
+  ai.resp = ro.resp;
+  if (p.plan.critic) ai.values = sc.old_values;
+  ai.seq_reward = torch::tensor(sc.seq_reward, torch::kFloat).to(p.dev);
+  ai.mode = pc.advantage;
+  ai.estimator = pc.kl.estimator;
+  ai.kl_coef = p.klc.coef;
+  ai.gamma = pc.gamma_discount;
+  ai.lam = pc.lam;
+  ai.group = p.K;
+  ai.whiten = pc.whiten;
+  // Whitening statistics over every rank's rollout (as the loss normalisation is).
+  ai.over_ranks = [&p](const std::vector<double>& v) { return p.run.dist().all_reduce_sum(v); };
+  return rl::ppo_advantages(ai);
+}
+
+// PPO-ptx: the next-token loss (mean over tokens) of one demonstration per row of the minibatch.
+torch::Tensor ptx_loss(const Ppo& p, const std::vector<int64_t>& idx, int64_t step, int64_t epoch, int64_t R) {
+  const std::vector<Demo>& ptx = p.plan.ptx;
+  std::vector<Sequence> demo;
+  for (size_t j = 0; j < idx.size(); ++j) {
+    const Demo& d = ptx[rl::ptx_demo_index(step, epoch, p.rank, p.W, R, idx[j], ptx.size())];
+    demo.push_back(make_sequence(p.tok, d.prompt, d.completion));
+  }
+  std::vector<const Sequence*> dr;
+  for (auto& s : demo) dr.push_back(&s);
+  SeqBatch db = make_batch(dr, p.block, true, p.tok.pad_id());
+  auto dlogp = token_logp(p.m.policy, db.input.to(p.dev), db.mask.to(p.dev), db.targets.to(p.dev), 1.0);
+  const double dn = std::max<int64_t>(1, (db.targets != -100).sum().item<int64_t>());
+  return -dlogp.sum() / dn;
+}
+
+// One minibatch (rows idx): the clipped policy loss, entropy bonus, value loss and ptx term, summed
+// over its response tokens; stats are sums too.
+MicroOut minibatch_loss(const Ppo& p, const Rollout& ro, const Scores& sc, const rl::Advantages& av,
+                        const std::vector<int64_t>& idx, const torch::Tensor& ix, int64_t step, int64_t epoch) {
+  const PPOConfig& pc = p.pc;
+  auto in = ro.input.index_select(0, ix), mk = ro.mask.index_select(0, ix), tg = ro.targets.index_select(0, ix);
+  auto rm_ = ro.resp.index_select(0, ix);
+  torch::Tensor ent;
+  auto logp = token_logp(p.m.policy, in, mk, tg, pc.rollout.temperature, &ent);
+  auto pl = rl::policy_loss(logp, sc.old_logp.index_select(0, ix), av.advantages.index_select(0, ix), pc.clip);
+  auto loss = pc.beta * (pl.loss * rm_).sum() - pc.entropy_coef * (ent * rm_).sum();
+  std::map<std::string, double> st = {{"policy_loss", (pl.loss * rm_).sum().item<double>()},
+                                      {"clipped", (pl.clipped * rm_).sum().item<double>()},
+                                      {"approx_kl", (pl.approx_kl * rm_).sum().item<double>()},
+                                      {"entropy", (ent.detach() * rm_).sum().item<double>()}};
+  if (p.plan.critic) {
+    auto v = p.m.value->scalar("value_head", p.m.value->hidden(in, nullptr, mk));
+    auto vl = rl::value_loss(v, sc.old_values.index_select(0, ix), av.returns.index_select(0, ix), pc.clip_value);
+    loss = loss + pc.vf_coef * (vl * rm_).sum();
+    st["value_loss"] = (vl * rm_).sum().item<double>();
+  }
+  const double count = rm_.sum().item<double>();
+  if (!p.plan.ptx.empty()) {
+    auto ptx_mean = ptx_loss(p, idx, step, epoch, ro.R);
+    loss = loss + pc.alpha * ptx_mean * count;
+    st["ptx_loss"] = ptx_mean.item<double>() * count;
+  }
+  return MicroOut{loss, count, st};
+}
+
+// What the updates of an iteration add up to (global over ranks, as update() reports them).
+struct UpdateTotals {
+  std::map<std::string, double> acc;  // stats summed; grad norms averaged over the updates
+  double loss = 0, count = 0, tokens = 0, seconds = 0;
+};
+
+// ppo.epochs passes over the rollout, each a fresh shuffle cut into M strided minibatches.
+UpdateTotals update_policy(const Ppo& p, const Rollout& ro, const Scores& sc, const rl::Advantages& av, int64_t step) {
+  const PPOConfig& pc = p.pc;
+  const int64_t R = ro.R;
+  const auto t_upd = Clock::now();
+  p.m.policy->train();
+  if (p.plan.critic) p.m.value->train();
+  UpdateTotals t;
+  const int64_t M = std::min<int64_t>(pc.minibatches, R);
+  std::mt19937_64 mb_rng(p.seed ^ (static_cast<uint64_t>(step) * 0xD1B54A32D192ED03ULL) ^ static_cast<uint64_t>(p.rank));
+  for (int64_t epoch = 0; epoch < pc.epochs; ++epoch) {
+    std::vector<int64_t> order(static_cast<size_t>(R));
+    for (int64_t i = 0; i < R; ++i) order[i] = i;
+    for (int64_t i = R - 1; i > 0; --i) std::swap(order[i], order[mb_rng() % static_cast<uint64_t>(i + 1)]);
+    for (int64_t m = 0; m < M; ++m) {
+      std::vector<int64_t> idx;
+      for (int64_t i = m; i < R; i += M) idx.push_back(order[i]);
+      auto ix = torch::tensor(idx, torch::kLong).to(p.dev);
+      UpdateOut u = update(p.trainables, p.run.dist(), 1, [&](int64_t) {
+        return minibatch_loss(p, ro, sc, av, idx, ix, step, epoch);
+      }, p.tc.grad_clip, step);
+      for (auto& [k, v] : u.stats) t.acc[k] += v;
+      for (auto& [k, v] : u.grad_norms) t.acc[k.empty() ? "grad_norm" : "grad_norm_" + k] += v / (pc.epochs * M);
+      t.loss += u.loss * u.count;
+      t.count += u.count;
+      t.tokens += u.count;
+    }
+  }
+  t.seconds = seconds_since(t_upd);
+  return t;
+}
+
+// The rollout's sums on this rank, all-reduced over ranks as one buffer (pack / unpack keep the
+// order of the fields), then turned into means by iteration_stats.
+struct IterationSums {
+  double rows = 0, reward = 0, reward_rm = 0, reward_exec = 0, reward_custom = 0, omega = 0, violations = 0;
+  double response_tokens = 0, passed = 0, tested = 0, syntax = 0, no_eos = 0, kl = 0, gen_tokens = 0;
+  double explained_variance = 0, adv_abs = 0;
+
+  std::vector<double> pack() const {
+    return {rows, reward, reward_rm, reward_exec, reward_custom, omega, violations, response_tokens,
+            passed, tested, syntax, no_eos, kl, gen_tokens, explained_variance, adv_abs};
+  }
+  static IterationSums unpack(const std::vector<double>& g) {
+    TORCH_CHECK(g.size() == 16, "IterationSums::unpack: expected 16 values, got ", g.size());
+    return IterationSums{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13],
+                         g[14], g[15]};
+  }
+  IterationSums all_reduced(DistContext& dist) const { return unpack(dist.all_reduce_sum(pack())); }
+};
+
+IterationSums local_sums(const Ppo& p, const Rollout& ro, const Scores& sc, const rl::Advantages& av) {
+  IterationSums s;
+  s.rows = static_cast<double>(ro.R);
+  for (int64_t i = 0; i < ro.R; ++i) {
+    if (sc.outcome[i] < 0) continue;
+    ++s.tested;
+    s.passed += sc.outcome[i] == 0;
+    s.syntax += sc.outcome[i] == 3;
+  }
+  for (int64_t i = 0; i < ro.R; ++i) {
+    s.reward += sc.seq_reward[i];
+    s.reward_rm += sc.r_rm[i];
+    s.reward_exec += sc.r_exec[i];
+    s.reward_custom += sc.r_custom[i];
+    s.omega += sc.omega[i];
+    s.violations += sc.violations[i];
+    s.response_tokens += static_cast<double>(ro.samples[i].tokens.size());
+  }
+  s.no_eos = sc.no_eos;
+  s.kl = av.kl.sum(1).sum().item<double>();
+  s.gen_tokens = ro.gen_tokens;
+  s.explained_variance = p.plan.critic ? rl::explained_variance(sc.old_values, av.returns, ro.resp) : 0.0;
+  s.adv_abs = (av.advantages.abs() * ro.resp).sum().item<double>();
+  return s;
+}
+
+// The logged metrics of an iteration: means over every rank's rollout, update stats per token.
+std::map<std::string, double> iteration_stats(const Ppo& p, const IterationSums& g, const Rollout& ro,
+                                              const Scores& sc, const UpdateTotals& up) {
+  const int W = p.W;
+  const double n = g.rows;
+  std::map<std::string, double> stats = {
+      {"reward", g.reward / n}, {"reward_rm", g.reward_rm / n}, {"reward_exec", g.reward_exec / n},
+      {"reward_custom", g.reward_custom / n}, {"safety_penalty", p.pc.gamma * g.omega / n},
+      {"safety_violations", g.violations / n}, {"no_eos_rate", g.no_eos / n},
+      {"response_length", g.response_tokens / n}, {"kl", g.kl / n}, {"kl_coef", p.klc.coef},
+      {"rollout_tokens_per_s", ro.seconds > 0 ? g.gen_tokens / (ro.seconds * W) * W : 0},
+      {"scoring_tokens_per_s", sc.seconds > 0 ? static_cast<double>(ro.b.real_tokens) / sc.seconds * W : 0},
+      {"update_tokens_per_s", up.seconds > 0 ? up.tokens / up.seconds * W : 0},
+      {"explained_variance", g.explained_variance / W}};
+  if (g.tested > 0) {
+    stats["pass_rate"] = g.passed / g.tested;
+    stats["syntax_error_rate"] = g.syntax / g.tested;
+  }
+  auto acc = up.acc;
+  const double ut = std::max(1.0, up.count);
+  stats["policy_loss"] = acc["policy_loss"] / ut;
+  stats["clipfrac"] = acc["clipped"] / ut;
+  stats["approx_kl"] = acc["approx_kl"] / ut;
+  stats["entropy"] = acc["entropy"] / ut;
+  if (p.plan.critic) stats["value_loss"] = acc["value_loss"] / ut;
+  if (!p.plan.ptx.empty()) stats["ptx_loss"] = acc["ptx_loss"] / ut;
+  stats["grad_norm"] = acc["grad_norm"];
+  if (p.plan.critic) stats["grad_norm_value"] = acc["grad_norm_value"];
+  return stats;
+}
+
+// The recipe of one iteration; the KL coefficient adapts to the iteration's mean KL at the end.
+StepOut iteration(Ppo& p, int64_t step) {
+  const Prompts prompts = pick_prompts(p, step);
+  const Rollout ro = roll_out(p, prompts);
+  const Scores sc = score(p, prompts, ro);
+  const rl::Advantages av = advantages(p, ro, sc);
+  const UpdateTotals up = update_policy(p, ro, sc, av, step);
+  const IterationSums g = local_sums(p, ro, sc, av).all_reduced(p.run.dist());
+  std::map<std::string, double> stats = iteration_stats(p, g, ro, sc, up);
+  p.klc.update(g.kl / g.rows, g.rows);
+  return StepOut{up.count > 0 ? up.loss / up.count : 0.0, g.gen_tokens, stats};
+}
+
 }  // namespace
 
 json ppo(const Config& config, const CustomReward& custom) {
   const PPOConfig& pc = config.ppo;
-  const TrainConfig& tc = config.train;
-  // -- inputs --
-  if (pc.prompts.empty()) throw UsageError("ppo.prompts: expected a prompts, demos or problems JSONL file");
-  if (config.dist.zero1) throw UsageError("dist.zero1: not supported by ppo (two optimizers); set dist.zero1=false");
-  const bool critic = pc.advantage == "gae";
+  // -- inputs, all checked before the run folder is written --
+  check_options(config);
   StartPoint init = load_start_point("ppo.init", pc.init, "the policy's starting checkpoint (M1)");
   const std::string ref_path = resolve_checkpoint(pc.ref.empty() ? pc.init : pc.ref);
-  LoadedModel& base = init.loaded;
-  const std::string tokenizer_path = init.tokenizer_path;
-  Tokenizer tok(tokenizer_path);
-  auto items = read_prompt_items(pc.prompts, pc.problems);
-  int64_t tested = 0;
-  for (auto& it : items) tested += !it.test.empty();
-  const bool use_rm = !pc.reward_model.empty() && pc.w_rm != 0;
-  const bool use_exec = tested > 0 && pc.w_exec != 0;
-  rl::SafetyRules safety(pc.safety.patterns);
-  // A rule-based reward alone is a reward too (U = alpha L_SFT + beta L_RLHF + gamma Omega).
-  const bool use_safety = pc.gamma != 0 && !safety.empty();
-  if (!use_rm && !use_exec && !use_safety && !custom)
-    throw UsageError("ppo: no reward: set ppo.reward_model (with ppo.w_rm != 0), give prompts with tests "
-                     "(a problems file as ppo.prompts or ppo.problems) with ppo.w_exec != 0, or set "
-                     "ppo.safety.patterns with ppo.gamma != 0");
-  std::vector<Demo> ptx;
-  if (pc.alpha > 0) {
-    if (pc.ptx_data.empty()) throw UsageError("ppo.alpha > 0 needs ppo.ptx_data (a demos JSONL file)");
-    ptx = read_demos(pc.ptx_data);
-  }
-  const int64_t P = pc.rollout.prompts_per_step, K = pc.rollout.samples_per_prompt;
-  if (!critic && K < 2) throw UsageError("ppo.advantage=" + pc.advantage + " needs ppo.rollout.samples_per_prompt >= 2");
-  // Dropout off in PPO: the ratio pi / pi_old must compare one network with itself (old log-probs
-  // and values are scored without autograd, new ones in train mode; with dropout the first ratio
-  // would not be 1 and the clipping would act on noise).
-  GPTConfig gcfg = base.gpt;
-  const double init_dropout = gcfg.dropout;
-  gcfg.dropout = 0.0;
-  if (pc.rollout.max_new_tokens >= gcfg.block_size)
-    throw UsageError("ppo.rollout.max_new_tokens (" + std::to_string(pc.rollout.max_new_tokens) +
-                     ") must be smaller than the model's block_size (" + std::to_string(gcfg.block_size) + ")");
+  Tokenizer tok(init.tokenizer_path);
+  const std::vector<PromptItem> items = read_prompt_items(pc.prompts, pc.problems);
+  const rl::SafetyRules safety(pc.safety.patterns);
+  const Plan plan = plan_run(config, init.loaded.gpt, items, safety, custom);
   std::unique_ptr<eval::Sandbox> sandbox;
-  if (use_exec) sandbox = std::make_unique<eval::Sandbox>(eval::sandbox_options(config));
+  if (plan.use_exec) sandbox = std::make_unique<eval::Sandbox>(eval::sandbox_options(config));
 
+  // -- run, models, optimizers, resume --
   Run run(config, "ppo");
-  const Config& cfg = run.cfg();
-  const int W = run.dist().world_size(), rank = run.dist().rank();
-  run.require_divisible("ppo.rollout.prompts_per_step", P);
-  Fingerprint fp = {{"prompts", content_checksum(pc.prompts)},
-                    {"tokenizer", content_checksum(tokenizer_path)},
-                    {"init", init.weights_checksum()},
-                    {"ref", content_checksum((fs::path(ref_path) / "model.pt").string())}};
-  if (use_rm) fp["reward_model"] = content_checksum((fs::path(resolve_checkpoint(pc.reward_model)) / "model.pt").string());
+  run.require_divisible("ppo.rollout.prompts_per_step", pc.rollout.prompts_per_step);
+  const Fingerprint fp = fingerprint(pc, init, ref_path, plan.use_rm);
   json resume_state;
   if (run.resume_from()) resume_state = run.check_resume(fp);
-  const torch::Device dev = run.device();
-
-  // -- models: policy (trained), value (trained, gae only), reference and reward model (frozen) --
-  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
-  GPT policy(gcfg);
-  load_weights(run.resume_from() ? *run.resume_from() : init.dir, policy,
-               run.resume_from() ? LoadMode::strict : LoadMode::trunk);
-  base = LoadedModel{};
-  policy->to(dev);
-  LoadedModel ref = load_model(ref_path, dev);
-  freeze(ref.model);
-  if (ref.gpt.vocab_size != gcfg.vocab_size)
-    throw UsageError("ppo.ref: vocabulary " + std::to_string(ref.gpt.vocab_size) + " differs from the policy's " +
-                     std::to_string(gcfg.vocab_size));
-  LoadedModel rm;
-  if (use_rm) {
-    rm = load_model(pc.reward_model, dev);
-    if (!rm.model->has_head("reward_head"))
-      throw UsageError("ppo.reward_model: '" + pc.reward_model + "' has no reward head (train one with `reward train`)");
-    freeze(rm.model);
-  }
-  GPT value{nullptr};
-  if (critic) {
-    const std::string vpath =
-        resolve_checkpoint(!pc.value_init.empty() ? pc.value_init : use_rm ? pc.reward_model : pc.init);
-    GPTConfig vcfg = load_model(vpath).gpt;
-    vcfg.dropout = 0.0;  // as the policy's
-    value = GPT(vcfg);
-    value->add_scalar_head("value_head");
-    if (run.resume_from()) load_weights(*run.resume_from(), value, LoadMode::strict, "value");
-    else load_weights(vpath, value, LoadMode::trunk);
-    value->to(dev);
-  }
-  std::vector<torch::Tensor> watched = policy->parameters();
-  if (critic)
-    for (auto& p : value->parameters()) watched.push_back(p);
-  run.dist().watch(watched);
-  auto popt = make_adamw(*policy, cfg.optim);
-  std::unique_ptr<torch::optim::AdamW> vopt;
-  std::vector<Trainable> trainables = {{"", policy->parameters(), popt.get(), 1.0}};
-  if (critic) {
-    vopt = make_adamw(*value, cfg.optim);
-    trainables.push_back({"value", value->parameters(), vopt.get(), pc.value_lr_ratio});
-  }
+  Models models = load_models(run, pc, plan, init, ref_path);
+  Optimizers opt = make_optimizers(run, models, plan.critic, pc.value_lr_ratio);
   rl::KLController klc{pc.kl.coef, pc.kl.target, pc.kl.horizon};
   int64_t start_step = 0;
   if (run.resume_from()) {
-    load_optimizer(*run.resume_from(), *popt, "model");
-    if (critic) load_optimizer(*run.resume_from(), *vopt, "value");
-    load_rng(*run.resume_from());
-    start_step = resume_state.at("step");
-    klc.coef = resume_state.at("kl_coef");
-    if (start_step >= tc.max_steps) return run.already_complete(start_step, tc.max_steps);
+    start_step = resume(run, resume_state, opt, klc);
+    if (start_step >= config.train.max_steps) return run.already_complete(start_step, config.train.max_steps);
   }
-  if (run.is_main() && init_dropout > 0)
-    spdlog::info("ppo: dropout off (the init model has model.dropout={}): old and new log-probs come from the same "
-                 "network, so the first ratio is 1", init_dropout);
-  if (run.is_main())
-    spdlog::info("ppo ({}): {} prompts ({} with tests), {} x {} samples per iteration, {} iterations; rewards:{}{}{}{}; "
-                 "KL {} coef {}{}", pc.advantage, items.size(), tested, P, K, tc.max_steps,
-                 use_rm ? " reward model" : "", use_exec ? " execution" : "", custom ? " custom" : "",
-                 use_safety ? " safety (gamma x Omega)" : "", pc.kl.estimator, pc.kl.coef,
-                 pc.kl.target > 0 ? fmt::format(" (adaptive, target {})", pc.kl.target) : "");
+  if (run.is_main()) log_plan(config, plan, items.size(), static_cast<bool>(custom));
 
+  // -- the driver: iterations, checkpoints --
   const TokenTable table = TokenTable::from(tok);
-  const int64_t block = gcfg.block_size, max_prompt = block - pc.rollout.max_new_tokens;
-  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
-  const int64_t N = static_cast<int64_t>(items.size());
-  using clock = std::chrono::steady_clock;
-
+  const int64_t block = plan.gcfg.block_size;
+  Ppo p{pc, config.train, run.cfg(), plan, tok, table, items, safety, custom, sandbox.get(), models, opt.trainables,
+        run, klc, pc.rollout.prompts_per_step, pc.rollout.samples_per_prompt, run.dist().world_size(),
+        run.dist().rank(), block, block - pc.rollout.max_new_tokens, static_cast<uint64_t>(run.cfg().run.seed),
+        run.device()};
   DriverSpec spec;
   run.start(start_step, fp, spec);
-  spec.trainables = &trainables;
-  spec.max_steps = tc.max_steps;
-  spec.step = [&](int64_t step, double) {
-    // -- 1. prompts of this iteration (every rank computes the same list, keeps its slice) --
-    std::vector<int64_t> pick;
-    std::vector<int64_t> perm;
-    int64_t pe = -1;
-    for (int64_t p = (step - 1) * P; p < step * P; ++p) {
-      if (p / N != pe) pe = p / N, perm = epoch_order(N, seed, pe, 0x51ED270B7A1ULL);
-      pick.push_back(perm[static_cast<size_t>(p % N)]);
-    }
-    const int64_t P_local = P / W;
-    std::vector<int64_t> mine(pick.begin() + rank * P_local, pick.begin() + (rank + 1) * P_local);
-    std::vector<std::vector<int32_t>> prompt_ids;
-    SamplingOptions so = SamplingOptions::from(cfg.generate, seed);
-    so.temperature = pc.rollout.temperature;  // the log-probs below use the same temperature
-    so.top_p = 1.0;                           // no truncation: the ratio must use the sampled distribution
-    so.top_k = 0;
-    so.disallowed.clear();
-    so.max_new_tokens = pc.rollout.max_new_tokens;
-    so.batch_size = std::max<int64_t>(1, P_local * K);  // one KV-cache decode for the whole rollout
-    for (size_t i = 0; i < mine.size(); ++i) {
-      auto ids = tok.encode(items[static_cast<size_t>(mine[i])].prompt);
-      if (static_cast<int64_t>(ids.size()) > max_prompt) ids.erase(ids.begin(), ids.end() - max_prompt);
-      prompt_ids.push_back(std::move(ids));
-      // One RNG per (iteration, prompt slot, sample): independent of the world size.
-      so.prompt_seeds.push_back(seed * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL * static_cast<uint64_t>(P * K) +
-                                static_cast<uint64_t>((rank * P_local + static_cast<int64_t>(i)) * K));
-    }
-    // -- 2. rollout --
-    const auto t_roll = clock::now();
-    policy->eval();
-    std::vector<Sample> samples;
-    {
-      torch::NoGradGuard ng;
-      samples = generate_tokens(gpt_logits_fn(policy), table, prompt_ids, K, so, block, dev);
-    }
-    const double roll_s = std::chrono::duration<double>(clock::now() - t_roll).count();
-    const int64_t R = static_cast<int64_t>(samples.size());  // P_local * K, prompt-major
-    std::vector<Sequence> seqs(static_cast<size_t>(R));
-    double gen_tokens = 0;
-    for (int64_t i = 0; i < R; ++i) {
-      seqs[i].prompt = prompt_ids[static_cast<size_t>(samples[i].prompt_index)];
-      seqs[i].completion.assign(samples[i].tokens.begin(), samples[i].tokens.end());
-      if (seqs[i].completion.empty()) seqs[i].completion.push_back(tok.eot_id());  // nothing sampled: score an end
-      gen_tokens += static_cast<double>(samples[i].tokens.size());
-    }
-    std::vector<const Sequence*> rows;
-    for (auto& s : seqs) rows.push_back(&s);
-    SeqBatch b = make_batch(rows, block, /*mask_prompt=*/true, tok.pad_id());
-    auto input = to_device(b.input, dev), mask = to_device(b.mask, dev), targets = to_device(b.targets, dev);
-    auto resp = (targets != -100).to(torch::kFloat);  // (R, Wd) response tokens
-
-    // -- 3. scoring (no autograd) --
-    const auto t_score = clock::now();
-    torch::Tensor old_logp, ref_logp, old_values;
-    std::vector<double> r_rm(R, 0.0), r_exec(R, 0.0), r_custom(R, 0.0), omega(R, 0.0), violations(R, 0.0);
-    std::vector<int> outcome(R, -1);
-    {
-      torch::NoGradGuard ng;
-      old_logp = token_logp(policy, input, mask, targets, pc.rollout.temperature);
-      ref_logp = token_logp(ref.model, input, mask, targets, pc.rollout.temperature);
-      if (critic) old_values = value->scalar("value_head", value->hidden(input, nullptr, mask)) * resp;
-      if (use_rm) {
-        std::vector<Sequence> texts;
-        for (int64_t i = 0; i < R; ++i)
-          texts.push_back(make_sequence(tok, items[static_cast<size_t>(mine[samples[i].prompt_index])].prompt,
-                                        samples[i].text));
-        std::vector<const Sequence*> tr;
-        for (auto& s : texts) tr.push_back(&s);
-        auto s = score_sequences(rm.model, tr, tok, dev).to(torch::kCPU);
-        for (int64_t i = 0; i < R; ++i) r_rm[i] = s[i].item<double>();
-      }
-    }
-    if (use_exec) {
-      std::vector<eval::Problem> of;
-      std::vector<std::string> completions;
-      std::vector<int64_t> which;
-      for (int64_t i = 0; i < R; ++i) {
-        const PromptItem& it = items[static_cast<size_t>(mine[samples[i].prompt_index])];
-        if (it.test.empty()) continue;
-        of.push_back(eval::Problem{it.task_id, it.prompt, "", it.test, it.entry_point});
-        completions.push_back(samples[i].text);
-        which.push_back(i);
-      }
-      const std::vector<rl::Outcome> graded = rl::grade_completions(*sandbox, of, completions);
-      for (size_t j = 0; j < which.size(); ++j) {
-        const rl::Outcome o = graded[j];
-        outcome[which[j]] = static_cast<int>(o);
-        r_exec[which[j]] = rl::execution_reward(o);
-      }
-    }
-    double no_eos = 0;
-    for (int64_t i = 0; i < R; ++i) {
-      violations[i] = static_cast<double>(safety.violations(samples[i].text));
-      const bool hit_limit = samples[i].finish_reason == "length";
-      no_eos += hit_limit;
-      omega[i] = violations[i] + (hit_limit ? pc.safety.no_eos_penalty : 0.0);
-      if (custom)
-        r_custom[i] = custom(items[static_cast<size_t>(mine[samples[i].prompt_index])].prompt, samples[i].text);
-    }
-    const double score_s = std::chrono::duration<double>(clock::now() - t_score).count();
-
-    // -- 4. rewards and advantages --
-    std::vector<double> seq_reward(R);
-    for (int64_t i = 0; i < R; ++i)
-      seq_reward[i] = pc.w_rm * r_rm[i] + pc.w_exec * r_exec[i] + r_custom[i] - pc.gamma * omega[i];
-    rl::AdvantageInputs ai;
-    ai.logp = old_logp;
-    ai.ref_logp = ref_logp;
-    ai.resp = resp;
-    if (critic) ai.values = old_values;
-    ai.seq_reward = torch::tensor(seq_reward, torch::kFloat).to(dev);
-    ai.mode = pc.advantage;
-    ai.estimator = pc.kl.estimator;
-    ai.kl_coef = klc.coef;
-    ai.gamma = pc.gamma_discount;
-    ai.lam = pc.lam;
-    ai.group = K;
-    ai.whiten = pc.whiten;
-    // Whitening statistics over every rank's rollout (as the loss normalisation is).
-    ai.over_ranks = [&](const std::vector<double>& v) { return run.dist().all_reduce_sum(v); };
-    rl::Advantages av = rl::ppo_advantages(ai);
-    auto kl_seq = av.kl.sum(1);  // (R)
-    torch::Tensor adv = av.advantages, returns = av.returns;
-
-    // -- 5. K epochs x M minibatches of updates --
-    const auto t_upd = clock::now();
-    policy->train();
-    if (critic) value->train();
-    std::map<std::string, double> acc;
-    double upd_tokens = 0, upd_loss = 0, upd_count = 0;
-    const int64_t M = std::min<int64_t>(pc.minibatches, R);
-    std::mt19937_64 mb_rng(seed ^ (static_cast<uint64_t>(step) * 0xD1B54A32D192ED03ULL) ^ static_cast<uint64_t>(rank));
-    std::vector<int64_t> ptx_order;
-    for (int64_t epoch = 0; epoch < pc.epochs; ++epoch) {
-      std::vector<int64_t> order(static_cast<size_t>(R));
-      for (int64_t i = 0; i < R; ++i) order[i] = i;
-      for (int64_t i = R - 1; i > 0; --i) std::swap(order[i], order[mb_rng() % static_cast<uint64_t>(i + 1)]);
-      for (int64_t m = 0; m < M; ++m) {
-        std::vector<int64_t> idx;
-        for (int64_t i = m; i < R; i += M) idx.push_back(order[i]);
-        auto ix = torch::tensor(idx, torch::kLong).to(dev);
-        UpdateOut u = update(trainables, run.dist(), 1, [&](int64_t) {
-          auto in = input.index_select(0, ix), mk = mask.index_select(0, ix), tg = targets.index_select(0, ix);
-          auto rm_ = resp.index_select(0, ix);
-          torch::Tensor ent;
-          auto logp = token_logp(policy, in, mk, tg, pc.rollout.temperature, &ent);
-          auto pl = rl::policy_loss(logp, old_logp.index_select(0, ix), adv.index_select(0, ix), pc.clip);
-          auto loss = pc.beta * (pl.loss * rm_).sum() - pc.entropy_coef * (ent * rm_).sum();
-          std::map<std::string, double> st = {{"policy_loss", (pl.loss * rm_).sum().item<double>()},
-                                              {"clipped", (pl.clipped * rm_).sum().item<double>()},
-                                              {"approx_kl", (pl.approx_kl * rm_).sum().item<double>()},
-                                              {"entropy", (ent.detach() * rm_).sum().item<double>()}};
-          if (critic) {
-            auto v = value->scalar("value_head", value->hidden(in, nullptr, mk));
-            auto vl = rl::value_loss(v, old_values.index_select(0, ix), returns.index_select(0, ix), pc.clip_value);
-            loss = loss + pc.vf_coef * (vl * rm_).sum();
-            st["value_loss"] = (vl * rm_).sum().item<double>();
-          }
-          const double count = rm_.sum().item<double>();
-          if (!ptx.empty()) {  // PPO-ptx: next-token loss on demonstrations, weighted alpha
-            std::vector<Sequence> demo;
-            for (size_t j = 0; j < idx.size(); ++j) {
-              const Demo& d = ptx[rl::ptx_demo_index(step, epoch, rank, W, R, idx[j], ptx.size())];
-              demo.push_back(make_sequence(tok, d.prompt, d.completion));
-            }
-            std::vector<const Sequence*> dr;
-            for (auto& s : demo) dr.push_back(&s);
-            SeqBatch db = make_batch(dr, block, true, tok.pad_id());
-            auto dlogp = token_logp(policy, db.input.to(dev), db.mask.to(dev), db.targets.to(dev), 1.0);
-            const double dn = std::max<int64_t>(1, (db.targets != -100).sum().item<int64_t>());
-            auto ptx_mean = -dlogp.sum() / dn;
-            loss = loss + pc.alpha * ptx_mean * count;
-            st["ptx_loss"] = ptx_mean.item<double>() * count;
-          }
-          return MicroOut{loss, count, st};
-        }, tc.grad_clip, step);
-        for (auto& [k, v] : u.stats) acc[k] += v;
-        for (auto& [k, v] : u.grad_norms) acc[k.empty() ? "grad_norm" : "grad_norm_" + k] += v / (pc.epochs * M);
-        upd_loss += u.loss * u.count;
-        upd_count += u.count;
-        upd_tokens += u.count;
-      }
-    }
-    const double upd_s = std::chrono::duration<double>(clock::now() - t_upd).count();
-
-    // -- 6. metrics (global) and the KL controller --
-    double passed = 0, n_tested = 0, syntax = 0;
-    for (int64_t i = 0; i < R; ++i) {
-      if (outcome[i] < 0) continue;
-      ++n_tested;
-      passed += outcome[i] == 0;
-      syntax += outcome[i] == 3;
-    }
-    double s_rew = 0, s_rm = 0, s_ex = 0, s_cu = 0, s_om = 0, s_vi = 0, s_len = 0;
-    for (int64_t i = 0; i < R; ++i) {
-      s_rew += seq_reward[i];
-      s_rm += r_rm[i];
-      s_ex += r_exec[i];
-      s_cu += r_custom[i];
-      s_om += omega[i];
-      s_vi += violations[i];
-      s_len += static_cast<double>(samples[i].tokens.size());
-    }
-    const double ev = critic ? rl::explained_variance(old_values, returns, resp) : 0.0;
-    auto g = run.dist().all_reduce_sum({static_cast<double>(R), s_rew, s_rm, s_ex, s_cu, s_om, s_vi, s_len, passed,
-                                        n_tested, syntax, no_eos, kl_seq.sum().item<double>(), gen_tokens, ev,
-                                        (adv.abs() * resp).sum().item<double>()});
-    const double n = g[0];
-    const double kl_mean = g[12] / n;
-    const double tok_total = std::max(1.0, g[7]);
-    std::map<std::string, double> stats = {
-        {"reward", g[1] / n}, {"reward_rm", g[2] / n}, {"reward_exec", g[3] / n}, {"reward_custom", g[4] / n},
-        {"safety_penalty", pc.gamma * g[5] / n}, {"safety_violations", g[6] / n}, {"no_eos_rate", g[11] / n},
-        {"response_length", g[7] / n}, {"kl", kl_mean}, {"kl_coef", klc.coef},
-        {"rollout_tokens_per_s", roll_s > 0 ? g[13] / (roll_s * W) * W : 0},
-        {"scoring_tokens_per_s", score_s > 0 ? static_cast<double>(b.real_tokens) / score_s * W : 0},
-        {"update_tokens_per_s", upd_s > 0 ? upd_tokens / upd_s * W : 0},
-        {"explained_variance", g[14] / W}};
-    if (g[9] > 0) {
-      stats["pass_rate"] = g[8] / g[9];
-      stats["syntax_error_rate"] = g[10] / g[9];
-    }
-    const double ut = std::max(1.0, upd_count);
-    stats["policy_loss"] = acc["policy_loss"] / ut;
-    stats["clipfrac"] = acc["clipped"] / ut;
-    stats["approx_kl"] = acc["approx_kl"] / ut;
-    stats["entropy"] = acc["entropy"] / ut;
-    if (critic) stats["value_loss"] = acc["value_loss"] / ut;
-    if (!ptx.empty()) stats["ptx_loss"] = acc["ptx_loss"] / ut;
-    stats["grad_norm"] = acc["grad_norm"];
-    if (critic) stats["grad_norm_value"] = acc["grad_norm_value"];
-    klc.update(kl_mean, n);
-    (void)tok_total;
-    return StepOut{upd_count > 0 ? upd_loss / upd_count : 0.0, g[13], stats};
-  };
+  spec.trainables = &opt.trainables;
+  spec.max_steps = config.train.max_steps;
+  spec.step = [&p](int64_t step, double) { return iteration(p, step); };
   spec.save = [&](int64_t step) {
-    std::vector<ModuleRef> mods = {ModuleRef{"model", policy, popt.get()}};
-    if (critic) mods.push_back(ModuleRef{"value", value, vopt.get()});
-    run.save(step, mods, tokenizer_path, json{{"kl_coef", klc.coef}});
+    std::vector<ModuleRef> mods = {ModuleRef{"model", models.policy, opt.policy.get()}};
+    if (plan.critic) mods.push_back(ModuleRef{"value", models.value, opt.value.get()});
+    run.save(step, mods, init.tokenizer_path, json{{"kl_coef", klc.coef}});
   };
   DriverResult r = run_steps(spec);
   return run.finish(r, start_step, json{{"kl_coef", klc.coef}});

@@ -1,5 +1,5 @@
 // The kernel body, included once per instruction-set variant with CODEX_ATTN_ISA naming the
-// namespace (attention_{generic,avx2,avx512}.cpp). Nothing from the standard library that the
+// namespace (kernels_{generic,avx2,avx512}.cpp). Nothing from the standard library that the
 // compiler could emit as a shared out-of-line copy is used here (no std::vector, std::min, ...):
 // a copy compiled with -mavx512f must never be picked by the linker for code running elsewhere.
 #ifndef CODEX_ATTN_ISA
