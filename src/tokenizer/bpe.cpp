@@ -239,6 +239,42 @@ void BpeModel::add_merge(int32_t a, int32_t b, const std::string& what) {
   add_pair(a, b, made, rank_of_[made]);
 }
 
+namespace {
+// The text rules of a tokenizer.json: GPT-2's ByteLevel pre-tokenizer (split_pattern stays ""),
+// or the Llama 3 / Qwen Split(Regex) + ByteLevel sequence (split_pattern = its regex); normalizer
+// null or NFC. Anything else: a UsageError through `bad`.
+template <class Bad>
+void read_text_rules(const nlohmann::json& j, const Bad& bad, std::string& split_pattern, bool& nfc) {
+  auto pt = j.value("pre_tokenizer", nlohmann::json());
+  if (pt.is_object() && pt.value("type", "") == "Sequence") {
+    // Llama 3 / Qwen2 / Qwen3: Split(pattern, Isolated) then ByteLevel without its own regex.
+    const auto& seq = pt.value("pretokenizers", nlohmann::json::array());
+    const bool ok = seq.is_array() && seq.size() == 2 && seq[0].is_object() && seq[1].is_object() &&
+                    seq[0].value("type", "") == "Split" &&
+                    seq[0].value("behavior", "") == "Isolated" && !seq[0].value("invert", false) &&
+                    seq[0].contains("pattern") && seq[0]["pattern"].is_object() &&
+                    seq[0]["pattern"].contains("Regex") && seq[0]["pattern"]["Regex"].is_string() &&
+                    seq[1].value("type", "") == "ByteLevel" && !seq[1].value("use_regex", true) &&
+                    !seq[1].value("add_prefix_space", false);
+    if (!ok)
+      throw bad("pre_tokenizer Sequence: only [Split(Regex, Isolated), ByteLevel(use_regex=false)] is read "
+                "(the Llama 3 / Qwen form)");
+    split_pattern = seq[0]["pattern"]["Regex"].get<std::string>();
+  } else {
+    bool byte_level = pt.is_object() && pt.value("type", "") == "ByteLevel";
+    if (!byte_level) throw bad("pre_tokenizer is not ByteLevel or a Split + ByteLevel sequence (only byte-level BPE is read)");
+    if (pt.value("add_prefix_space", false)) throw bad("ByteLevel add_prefix_space=true is not supported");
+    if (!pt.value("use_regex", true)) throw bad("ByteLevel use_regex=false is not supported");
+  }
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    if (!(j["normalizer"].is_object() && j["normalizer"].value("type", "") == "NFC"))
+      throw bad("normalizer: only null or NFC is supported for byte-level BPE");
+    nfc = true;
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
   fs::path p(path);
   std::error_code ec;
@@ -269,31 +305,7 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
     const auto& m = j["model"];
     if (!m.is_object() || m.value("type", std::string("BPE")) != "BPE")
       throw bad("model.type is not BPE (only byte-level BPE tokenizer.json files are read)");
-    auto pt = j.value("pre_tokenizer", nlohmann::json());
-    if (pt.is_object() && pt.value("type", "") == "Sequence") {
-      // Llama 3 / Qwen2 / Qwen3: Split(pattern, Isolated) then ByteLevel without its own regex.
-      const auto& seq = pt.value("pretokenizers", nlohmann::json::array());
-      const bool ok = seq.is_array() && seq.size() == 2 && seq[0].value("type", "") == "Split" &&
-                      seq[0].value("behavior", "") == "Isolated" && !seq[0].value("invert", false) &&
-                      seq[0].contains("pattern") && seq[0]["pattern"].is_object() &&
-                      seq[0]["pattern"].contains("Regex") && seq[0]["pattern"]["Regex"].is_string() &&
-                      seq[1].value("type", "") == "ByteLevel" && !seq[1].value("use_regex", true) &&
-                      !seq[1].value("add_prefix_space", false);
-      if (!ok)
-        throw bad("pre_tokenizer Sequence: only [Split(Regex, Isolated), ByteLevel(use_regex=false)] is read "
-                  "(the Llama 3 / Qwen form)");
-      split_pattern = seq[0]["pattern"]["Regex"].get<std::string>();
-    } else {
-      bool byte_level = pt.is_object() && pt.value("type", "") == "ByteLevel";
-      if (!byte_level) throw bad("pre_tokenizer is not ByteLevel or a Split + ByteLevel sequence (only byte-level BPE is read)");
-      if (pt.value("add_prefix_space", false)) throw bad("ByteLevel add_prefix_space=true is not supported");
-      if (!pt.value("use_regex", true)) throw bad("ByteLevel use_regex=false is not supported");
-    }
-    if (j.contains("normalizer") && !j["normalizer"].is_null()) {
-      if (!(j["normalizer"].is_object() && j["normalizer"].value("type", "") == "NFC"))
-        throw bad("normalizer: only null or NFC is supported for byte-level BPE");
-      nfc = true;
-    }
+    read_text_rules(j, bad, split_pattern, nfc);
     if (!m.contains("vocab") || !m["vocab"].is_object()) throw bad("model.vocab missing");
     vocab = m["vocab"];
     if (m.contains("merges")) {
