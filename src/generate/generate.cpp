@@ -1,8 +1,11 @@
 #include "generate/generate.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
 
+#include <algorithm>
 #include <limits>
+#include <mutex>
 
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -47,7 +50,7 @@ torch::Tensor filter_logits(const torch::Tensor& logits, double temperature, int
   TORCH_CHECK(logits.dim() == 2, "filter_logits: expected (B, V) logits, got ", logits.sizes());
   const double ninf = -std::numeric_limits<double>::infinity();
   auto x = logits.to(torch::kFloat);
-  if (temperature > 0) x = x / temperature;
+  if (temperature > 0 && temperature != 1.0) x = x / temperature;  // x / 1 == x: no pass over (B, V)
   const int64_t V = x.size(1);
   bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.0;
   if (!use_k && !use_p) return x;
@@ -171,14 +174,22 @@ struct Row {
   bool done = false;
 };
 
-// One draw from probs (V) with the row's own generator: inverse CDF of a single uniform, so each
-// step consumes exactly one random number whatever the batch looks like.
-int64_t draw(const torch::Tensor& probs, at::Generator& gen) {
-  auto cdf = probs.to(torch::kDouble).cumsum(0);  // (V)
-  double total = cdf[-1].item<double>();
-  double u = torch::rand({1}, gen, torch::TensorOptions().dtype(torch::kDouble)).item<double>() * total;
-  int64_t i = (cdf <= u).sum().item<int64_t>();
-  return std::min<int64_t>(i, probs.size(0) - 1);
+// One draw from a row's cumulative distribution cdf[0..V) (float64, non-decreasing) with the
+// row's own generator: inverse CDF of a single uniform, so each step consumes exactly one random
+// number whatever the batch looks like. The uniform is the one torch::rand({1}, gen, kDouble)
+// returns (same distribution object on the same engine), read without building a tensor.
+int64_t draw(const double* cdf, int64_t V, at::Generator& gen) {
+  double r;
+  {
+    auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    at::uniform_real_distribution<double> uniform(0.0, 1.0);
+    r = uniform(impl);
+  }
+  const double u = r * cdf[V - 1];
+  // the number of entries <= u (cdf is non-decreasing: probabilities are >= 0)
+  const int64_t i = std::upper_bound(cdf, cdf + V, u) - cdf;
+  return std::min<int64_t>(i, V - 1);
 }
 
 // Tokens that are never sampled: padding (unless it is end of text, as for GPT-2), ids past the tokenizer's vocabulary (a model may pad
@@ -213,7 +224,31 @@ void decode_batch(const LogitsFn& lm, const TokenTable& vocab, std::vector<Row*>
   KVCache cache;
   KVCache* cp = opt.kv_cache ? &cache : nullptr;
   torch::Tensor logits;  // (B_alive, V) for the next position
-  if (budget > 0) logits = lm(seq.to(device), cp, 0, model_mask());
+  if (budget > 0) {
+    // Samples of one prompt share its prefill: the distinct prompts of the batch go through the
+    // model once, then their cache and next-token logits are copied to every sample's row.
+    std::vector<int64_t> first_rows, src(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t u = 0;
+      while (u < static_cast<int64_t>(first_rows.size()) &&
+             rows[first_rows[u]]->out.prompt_index != rows[b]->out.prompt_index)
+        ++u;
+      if (u == static_cast<int64_t>(first_rows.size())) first_rows.push_back(b);
+      src[b] = u;
+    }
+    if (cp && first_rows.size() < rows.size()) {
+      auto uniq = torch::tensor(first_rows, torch::kLong);
+      auto umask = mask.index_select(0, uniq);
+      auto ulogits = lm(seq.index_select(0, uniq).to(device), cp, 0,
+                        umask.all().item<bool>() ? torch::Tensor() : umask.to(device));
+      auto expand = torch::tensor(src, torch::kLong).to(device);
+      for (auto& k : cache.k) k = k.index_select(0, expand);
+      for (auto& v : cache.v) v = v.index_select(0, expand);
+      logits = ulogits.index_select(0, expand.to(ulogits.device()));
+    } else {
+      logits = lm(seq.to(device), cp, 0, model_mask());
+    }
+  }
   torch::Tensor never;
 
   for (int64_t step = 0; step < budget; ++step) {
@@ -229,22 +264,36 @@ void decode_batch(const LogitsFn& lm, const TokenTable& vocab, std::vector<Row*>
         masked[b].masked_fill_(ok.narrow(0, 0, V).logical_not(), -std::numeric_limits<float>::infinity());
       }
     }
-    auto finite = torch::isfinite(masked).any(1);  // (B_alive) false = nothing left to sample
-    torch::Tensor probs;
-    if (opt.temperature > 0) probs = torch::softmax(filter_logits(masked, opt.temperature, opt.top_k, opt.top_p), 1);
+    // The whole batch at once; the rows' loop below only reads plain arrays.
+    auto finite = torch::isfinite(masked).any(1).contiguous();  // (B_alive) false = nothing left to sample
+    torch::Tensor cdf, greedy;
+    if (opt.temperature > 0)  // (B_alive, V) float64 cumulative sums, row by row
+      cdf = torch::softmax(filter_logits(masked, opt.temperature, opt.top_k, opt.top_p), 1)
+                .to(torch::kDouble)
+                .cumsum(1)
+                .contiguous();
+    else
+      greedy = masked.argmax(1).contiguous();  // (B_alive)
+    const bool* finite_p = finite.data_ptr<bool>();
 
     std::vector<int64_t> next(rows.size(), pad_fill);
     for (size_t b = 0; b < rows.size(); ++b) {
+      if (!finite_p[b]) continue;
+      next[b] = opt.temperature > 0 ? draw(cdf.data_ptr<double>() + b * V, V, rows[b]->gen)
+                                    : greedy.data_ptr<int64_t>()[b];
+    }
+    auto next_lp = logp.gather(1, torch::tensor(next, torch::kLong).unsqueeze(1)).squeeze(1).contiguous();
+    const float* next_lp_p = next_lp.data_ptr<float>();
+    for (size_t b = 0; b < rows.size(); ++b) {
       Row& r = *rows[b];
-      if (!finite[b].item<bool>()) {
+      if (!finite_p[b]) {
         r.done = true;
         r.out.finish_reason = "disallowed";
         continue;
       }
-      int64_t tok = opt.temperature > 0 ? draw(probs[b], r.gen) : masked[b].argmax().item<int64_t>();
-      next[b] = tok;
+      const int64_t tok = next[b];
       r.out.tokens.push_back(static_cast<int32_t>(tok));
-      r.out.logprobs.push_back(logp[b][tok].item<float>());
+      r.out.logprobs.push_back(next_lp_p[b]);
       if (tok == vocab.eot_id) {
         r.done = true;
         r.out.finish_reason = "eot";
@@ -280,7 +329,7 @@ void decode_batch(const LogitsFn& lm, const TokenTable& vocab, std::vector<Row*>
     for (auto b : keep) alive.push_back(rows[b]);
     rows.swap(alive);
     mask = torch::cat({mask.index_select(0, keep_t), torch::ones({(int64_t)keep.size(), 1}, torch::kBool)}, 1);
-    seq = torch::cat({seq.index_select(0, keep_t), next_t}, 1);
+    if (!cp) seq = torch::cat({seq.index_select(0, keep_t), next_t}, 1);  // the cache holds the rest
     if (cp) {
       if (keep.size() < next.size()) {  // copy the cache only when a row left
         auto keep_d = keep_t.to(device);

@@ -5,6 +5,7 @@
 // memorises it: "losses" (every step, warm-up first) is a curve two runs of one seed can be
 // compared by (scripts/gpu_check.sh: model.attention=auto / fused / reference side by side);
 // "attention_path" says which implementation model.attention picked for this model's q.
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <iostream>
@@ -94,9 +95,11 @@ cli::Registrar reg({"bench", "train", "training speed on synthetic tokens (one J
 }  // namespace codex
 
 // `codex-train bench sft --config F [--steps N]`: SFT steps on synthetic left-padded prompt /
-// completion batches of the configured model, side by side with plain LM steps on full windows of
-// the same model and batch (ONE JSON line): tokens/s counting every real token and counting
-// completion tokens only, the padding share, and the ratio to the LM step's tokens/s.
+// completion batches of the configured model, as the SFT trainer draws them (length buckets
+// across steps, sft.sort_by_length) and as a plain shuffle draws them, interleaved with plain LM
+// steps on full windows of the same model and batch (ONE JSON line): tokens/s counting every real
+// token and counting completion tokens only, the padding share, and the ratios to the LM step's
+// tokens/s ("all_vs_lm": bucketed; "unbucketed_all_vs_lm": plain).
 #include "train/sequences.h"
 namespace codex {
 namespace {
@@ -118,27 +121,39 @@ int run_bench_sft(cli::Invocation& inv) {
   auto dist = single_process_context();
   const int64_t B = cfg.train.batch_size, T = g.block_size;
   std::mt19937_64 rng(static_cast<uint64_t>(cfg.run.seed));
-  std::vector<Sequence> seqs(static_cast<size_t>(B * 4));
+  // Enough examples for several of the trainer's bucketing windows.
+  const int64_t N = B * StepOrder::kBucketWindow * 4;
+  std::vector<Sequence> seqs(static_cast<size_t>(N));
+  std::vector<int64_t> lengths;
   for (auto& s : seqs) {
     s.prompt.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
     s.completion.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
     for (auto& t : s.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
     for (auto& t : s.completion) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
+    lengths.push_back(batch_length(s, T));
   }
-  double real = 0, comp = 0, padded = 0;
-  int64_t step = 0;
-  auto sft_step = [&] {
+  // The SFT trainer's batches: sft.sort_by_length=true (length buckets across steps, StepOrder)
+  // and, beside them, the plain shuffle (sort_by_length=false).
+  StepOrder bucketed(lengths, static_cast<uint64_t>(cfg.run.seed), B, true);
+  StepOrder plain(lengths, static_cast<uint64_t>(cfg.run.seed), B, false);
+  struct Tally {
+    double real = 0, comp = 0, padded = 0, secs = 0;
+  } tb, tp;
+  int64_t step = 0, sft_step_no = 0;
+  auto sft_step = [&](StepOrder& order, Tally& t) {
     std::vector<const Sequence*> rows;
-    for (int64_t i = 0; i < B; ++i) rows.push_back(&seqs[static_cast<size_t>((step * B + i) % (B * 4))]);
+    for (int64_t i : order.step(sft_step_no + 1)) rows.push_back(&seqs[static_cast<size_t>(i)]);
+    const auto a = std::chrono::steady_clock::now();
     SeqBatch b = make_batch(rows, T, true, 0);
-    real += static_cast<double>(b.real_tokens);
-    comp += static_cast<double>(b.completion_tokens);
-    padded += static_cast<double>(b.padded_tokens);
+    t.real += static_cast<double>(b.real_tokens);
+    t.comp += static_cast<double>(b.completion_tokens);
+    t.padded += static_cast<double>(b.padded_tokens);
     update(tr, *dist, 1, [&](int64_t) {
       const double n = static_cast<double>(b.completion_tokens);
       return MicroOut{lm_loss(model, b.input.to(device), b.targets.to(device), false, cfg.train.fused_loss,
                               b.mask.to(device)) * n, n, {}};
     }, cfg.train.grad_clip, ++step);
+    t.secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
   };
   auto data = torch::randint(0, g.vocab_size, {B, T + 1}, torch::kLong).to(device);
   auto lm_step = [&] {
@@ -148,26 +163,30 @@ int run_bench_sft(cli::Invocation& inv) {
       return MicroOut{lm_loss(model, x, y, false, cfg.train.fused_loss) * n, n, {}};
     }, cfg.train.grad_clip, ++step);
   };
-  sft_step();
+  sft_step(bucketed, tb);
+  sft_step(plain, tp);
   lm_step();
-  real = comp = padded = 0;
-  double t_sft = 0, t_lm = 0;
-  for (int64_t i = 0; i < steps; ++i) {  // interleaved, so both see the same machine state
-    auto t0 = std::chrono::steady_clock::now();
-    sft_step();
+  tb = tp = Tally{};
+  double t_lm = 0;
+  for (int64_t i = 0; i < steps; ++i) {  // interleaved, so all three see the same machine state
+    ++sft_step_no;                       // the same step of each order
+    sft_step(bucketed, tb);
+    sft_step(plain, tp);
     auto t1 = std::chrono::steady_clock::now();
     lm_step();
-    auto t2 = std::chrono::steady_clock::now();
-    t_sft += std::chrono::duration<double>(t1 - t0).count();
-    t_lm += std::chrono::duration<double>(t2 - t1).count();
+    t_lm += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   }
   const double lm_tps = static_cast<double>(steps * B * T) / t_lm;
   nlohmann::json out = {{"bench", "sft"},
-                        {"tokens_per_s_all", real / t_sft},
-                        {"tokens_per_s_completion", comp / t_sft},
-                        {"padding_share", padded / (real + padded)},
+                        {"tokens_per_s_all", tb.real / tb.secs},
+                        {"tokens_per_s_completion", tb.comp / tb.secs},
+                        {"padding_share", tb.padded / (tb.real + tb.padded)},
                         {"lm_tokens_per_s", lm_tps},
-                        {"all_vs_lm", real / t_sft / lm_tps},
+                        {"all_vs_lm", tb.real / tb.secs / lm_tps},
+                        {"unbucketed_tokens_per_s_all", tp.real / tp.secs},
+                        {"unbucketed_padding_share", tp.padded / (tp.real + tp.padded)},
+                        {"unbucketed_all_vs_lm", tp.real / tp.secs / lm_tps},
+                        {"bucketed_vs_unbucketed", (tb.real / tb.secs) / (tp.real / tp.secs)},
                         {"peak_rss_mb", peak_rss_mb()},
                         {"threads", threads},
                         {"batch_size", B},
@@ -177,7 +196,7 @@ int run_bench_sft(cli::Invocation& inv) {
   return 0;
 }
 
-cli::Registrar reg_sft({"bench", "sft", "SFT step speed on left-padded synthetic batches vs LM steps (one JSON line)",
+cli::Registrar reg_sft({"bench", "sft", "SFT step speed on the trainer's length-bucketed (and on plain) batches vs LM steps (one JSON line)",
                         {{"steps", true, "timed steps of each kind (default 10)"}}, false, run_bench_sft});
 
 }  // namespace
@@ -219,12 +238,30 @@ int run_bench_ppo(cli::Invocation& inv) {
   so.batch_size = P * K;
   policy->eval();
   torch::NoGradGuard ng_outer;
-  auto t0 = std::chrono::steady_clock::now();
-  auto batched = generate_tokens(gpt_logits_fn(policy), table, prompts, K, so, g.block_size, device);
-  auto t1 = std::chrono::steady_clock::now();
-  so.batch_size = 1;
-  auto single = generate_tokens(gpt_logits_fn(policy), table, prompts, K, so, g.block_size, device);
-  auto t2 = std::chrono::steady_clock::now();
+  // A warm-up rollout first (allocator, page faults, first-call dispatch), then batched and
+  // one-at-a-time rollouts interleaved --repeats times; medians of each.
+  const int64_t repeats = inv.get_int("repeats", 3);
+  if (repeats < 1) throw UsageError("--repeats must be >= 1");
+  auto rollout = [&](int64_t batch) {
+    so.batch_size = batch;
+    const auto a = std::chrono::steady_clock::now();
+    auto out = generate_tokens(gpt_logits_fn(policy), table, prompts, K, so, g.block_size, device);
+    return std::make_pair(std::move(out), std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  };
+  auto batched = rollout(P * K).first;
+  std::vector<double> t_batched, t_single;
+  for (int64_t r = 0; r < repeats; ++r) {
+    auto [b1, tb] = rollout(P * K);
+    auto [s1, ts] = rollout(1);
+    t_batched.push_back(tb);
+    t_single.push_back(ts);
+    TORCH_CHECK(b1.size() == s1.size(), "bench ppo: batched and one-at-a-time differ in size");
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  };
+  const double roll_b = median(t_batched), roll_1 = median(t_single);
   double gen = 0;
   for (auto& s : batched) gen += static_cast<double>(s.tokens.size());
   std::vector<Sequence> seqs;
@@ -252,8 +289,6 @@ int run_bench_ppo(cli::Invocation& inv) {
     upd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t5).count();
     torch::GradMode::set_enabled(false);
   }
-  const double roll_b = std::chrono::duration<double>(t1 - t0).count();
-  const double roll_1 = std::chrono::duration<double>(t2 - t1).count();
   const double score_s = std::chrono::duration<double>(t4 - t3).count();
   nlohmann::json out = {{"bench", "ppo"},
                         {"rollout_tokens_per_s", gen / roll_b},
@@ -262,17 +297,18 @@ int run_bench_ppo(cli::Invocation& inv) {
                         {"scoring_tokens_per_s", static_cast<double>(b.real_tokens) / score_s},
                         {"update_tokens_per_s", static_cast<double>(b.real_tokens) / upd_s},
                         {"responses", batched.size()},
+                        {"repeats", repeats},
                         {"max_new_tokens", so.max_new_tokens},
                         {"peak_rss_mb", peak_rss_mb()},
                         {"threads", threads},
                         {"params", policy->num_params()}};
-  (void)single;
   std::cout << out.dump() << std::endl;
   return 0;
 }
 
 cli::Registrar reg_ppo({"bench", "ppo", "PPO phases: batched vs one-at-a-time rollout, scoring, update (one JSON line)",
-                        {}, false, run_bench_ppo});
+                        {{"repeats", true, "timed batched / one-at-a-time rollout pairs, medians (default 3)"}},
+                        false, run_bench_ppo});
 
 }  // namespace
 }  // namespace codex

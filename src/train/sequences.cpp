@@ -1,5 +1,6 @@
 #include "train/sequences.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -109,6 +110,48 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, uint64
   std::mt19937_64 rng(seed + salt + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL);
   for (int64_t i = n - 1; i > 0; --i) std::swap(v[i], v[rng() % static_cast<uint64_t>(i + 1)]);
   return v;
+}
+
+StepOrder::StepOrder(std::vector<int64_t> lengths, uint64_t seed, int64_t per_step, bool length_buckets)
+    : lengths_(std::move(lengths)), seed_(seed), per_step_(per_step), buckets_(length_buckets) {
+  TORCH_CHECK(!lengths_.empty() && per_step_ >= 1, "StepOrder: no examples or per_step < 1");
+}
+
+const std::vector<int64_t>& StepOrder::epoch(int64_t e) {
+  if (e == cached_epoch_) return cached_;
+  const int64_t n = static_cast<int64_t>(lengths_.size());
+  cached_ = epoch_order(n, seed_, e);
+  cached_epoch_ = e;
+  if (!buckets_) return cached_;
+  // Step boundaries inside this pass: local positions q with (e * n + q) % per_step == 0.
+  const int64_t head = (per_step_ - (e * n) % per_step_) % per_step_;  // completes the previous pass's last step
+  const int64_t window = kBucketWindow * per_step_;
+  for (int64_t lo = std::min(head, n), w = 0; lo < n; lo += window, ++w) {
+    const int64_t hi = std::min(n, lo + window);
+    auto first = cached_.begin() + lo, last = cached_.begin() + hi;
+    std::stable_sort(first, last, [&](int64_t a, int64_t b) { return lengths_[a] < lengths_[b]; });
+    // Shuffle the full groups of the window; a partial group (only at the end of the pass) stays last.
+    const int64_t groups = (hi - lo) / per_step_;
+    std::vector<int64_t> perm = epoch_order(groups, seed_ ^ 0x5BD1E995ULL, e, static_cast<uint64_t>(w) * 0x2545F491ULL + 1);
+    std::vector<int64_t> shuffled;
+    shuffled.reserve(static_cast<size_t>(hi - lo));
+    for (int64_t g : perm) shuffled.insert(shuffled.end(), first + g * per_step_, first + (g + 1) * per_step_);
+    shuffled.insert(shuffled.end(), first + groups * per_step_, last);
+    std::copy(shuffled.begin(), shuffled.end(), first);
+  }
+  return cached_;
+}
+
+std::vector<int64_t> StepOrder::step(int64_t step) {
+  const int64_t n = static_cast<int64_t>(lengths_.size());
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(per_step_));
+  for (int64_t p = (step - 1) * per_step_; p < step * per_step_; ++p) out.push_back(epoch(p / n)[p % n]);
+  return out;
+}
+
+int64_t batch_length(const Sequence& s, int64_t block) {
+  return std::min<int64_t>(static_cast<int64_t>(s.prompt.size() + s.completion.size()), block + 1);
 }
 
 std::vector<bool> held_out(size_t n, double fraction, uint64_t seed) {

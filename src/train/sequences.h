@@ -47,6 +47,32 @@ ScoreBatch make_score_batch(const std::vector<const Sequence*>& rows, int64_t bl
 // from (seed, epoch, salt) — portable, unlike std::shuffle. Example p of the stream of passes is
 // epoch_order(n, seed, p / n)[p % n], so a trainer's position is a function of its step.
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, uint64_t salt = 0);
+// The examples of each step of a trainer that takes `per_step` examples a step from passes over
+// n examples (position p of the stream is example order(p / n)[p % n]; step s, 1-based, takes
+// positions [(s - 1) * per_step, s * per_step)). Plain: order(e) = epoch_order(n, seed, e).
+// Bucketed (length_buckets): epoch_order's shuffle is cut into windows of kBucketWindow steps'
+// worth of examples, each window is sorted by length (stable: ties keep the shuffled order) and
+// cut into per_step groups aligned with the step boundaries of the stream (also when n is not a
+// multiple of per_step), and the groups of a window are shuffled (seeded from seed, epoch,
+// window). A step then holds examples of similar lengths: little padding, and every example is
+// still seen once per pass. A pure function of (lengths, seed, step): resume is bit-exact.
+class StepOrder {
+ public:
+  static constexpr int64_t kBucketWindow = 16;  // steps per bucketing window
+  StepOrder(std::vector<int64_t> lengths, uint64_t seed, int64_t per_step, bool length_buckets);
+  std::vector<int64_t> step(int64_t step);  // example indices of step `step` (1-based)
+  const std::vector<int64_t>& epoch(int64_t e);  // order of pass e
+
+ private:
+  std::vector<int64_t> lengths_;
+  uint64_t seed_;
+  int64_t per_step_;
+  bool buckets_;
+  int64_t cached_epoch_ = -1;
+  std::vector<int64_t> cached_;
+};
+// A sequence's length in a batch of block `block`: prompt + completion, at most block + 1.
+int64_t batch_length(const Sequence& s, int64_t block);
 // A deterministic held-out split: true for round(fraction * n) examples (at least 1) chosen by a
 // seeded permutation; all false when fraction is 0 or n < 10.
 std::vector<bool> held_out(size_t n, double fraction, uint64_t seed);

@@ -192,19 +192,18 @@ json sft(const Config& config) {
   const int W = run.dist().world_size(), rank = run.dist().rank();
   const int64_t B_local = tc.batch_size / W;
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
-  // The examples of step s (1-based): positions [(s-1)*per_step, s*per_step) of the epoch stream.
+  // The examples of step s (1-based): positions [(s-1)*per_step, s*per_step) of the pass stream,
+  // with sft.sort_by_length in length buckets across steps (StepOrder), then sorted by length
+  // inside the step so the micro-batches of grad_accum are alike too.
+  std::vector<int64_t> lengths;
+  for (auto& s : data.train) lengths.push_back(batch_length(s, block));
+  StepOrder order(lengths, seed, per_step, cfg.sft.sort_by_length);
   auto step_examples = [&](int64_t step) {
     std::vector<const Sequence*> out;
-    std::vector<int64_t> order;
-    int64_t order_epoch = -2;
-    for (int64_t p = (step - 1) * per_step; p < step * per_step; ++p) {
-      const int64_t e = p / N;
-      if (e != order_epoch) order = epoch_order(N, seed, e), order_epoch = e;
-      out.push_back(&data.train[static_cast<size_t>(order[p % N])]);
-    }
-    if (cfg.sft.sort_by_length)  // similar lengths share a micro-batch: less padding, same examples
-      std::stable_sort(out.begin(), out.end(), [](const Sequence* a, const Sequence* b) {
-        return a->prompt.size() + a->completion.size() < b->prompt.size() + b->completion.size();
+    for (int64_t i : order.step(step)) out.push_back(&data.train[static_cast<size_t>(i)]);
+    if (cfg.sft.sort_by_length)
+      std::stable_sort(out.begin(), out.end(), [&](const Sequence* a, const Sequence* b) {
+        return batch_length(*a, block) < batch_length(*b, block);
       });
     return out;
   };

@@ -1,6 +1,7 @@
 // SFT: sequence layout, masked loss, left padding, Codex-D data, the trainer end to end.
 #include "train/sft.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -204,4 +205,52 @@ TEST_CASE("sft: with_docstring swaps the docstring text and keeps the rest", "[s
   REQUIRE(with_docstring(p, "Sum of a and b.") == "def add(a, b):\n    \"\"\"Sum of a and b.\"\"\"\n");
   p.prompt = "def add(a, b):\n    pass\n";
   REQUIRE(with_docstring(p, "x").empty());
+}
+
+TEST_CASE("sft: length-bucketed step order covers every example once per pass, is seeded, and pads less",
+          "[sft][sequences]") {
+  // Lengths 1..n in a scrambled layout; per_step 8; n both a multiple and not a multiple of per_step.
+  for (int64_t n : {int64_t(256), int64_t(300)}) {
+    std::vector<int64_t> lengths;
+    for (int64_t i = 0; i < n; ++i) lengths.push_back(1 + (i * 37) % n);
+    const int64_t per_step = 8, steps = (3 * n + per_step - 1) / per_step;  // three passes (and a bit)
+    StepOrder bucketed(lengths, 5, per_step, true), again(lengths, 5, per_step, true), plain(lengths, 5, per_step, false);
+    StepOrder other_seed(lengths, 6, per_step, true);
+    std::vector<int64_t> stream, stream_plain;
+    bool seed_matters = false;
+    for (int64_t s = 1; s <= steps; ++s) {
+      auto b = bucketed.step(s);
+      REQUIRE(static_cast<int64_t>(b.size()) == per_step);
+      CHECK(b == again.step(s));  // a function of (lengths, seed, step): resume draws the same
+      seed_matters = seed_matters || b != other_seed.step(s);
+      stream.insert(stream.end(), b.begin(), b.end());
+      auto p = plain.step(s);
+      stream_plain.insert(stream_plain.end(), p.begin(), p.end());
+    }
+    CHECK(seed_matters);
+    // The plain order is epoch_order's, position by position.
+    for (int64_t q = 0; q < 3 * n; ++q) REQUIRE(stream_plain[q] == epoch_order(n, 5, q / n)[q % n]);
+    // Every pass of the bucketed stream is a permutation of the n examples.
+    for (int64_t e = 0; e < 3; ++e) {
+      std::vector<int64_t> pass(stream.begin() + e * n, stream.begin() + (e + 1) * n);
+      std::sort(pass.begin(), pass.end());
+      for (int64_t i = 0; i < n; ++i) REQUIRE(pass[i] == i);
+    }
+    // Padding of a step = its rows padded to its longest; bucketing cuts it several-fold.
+    auto padding = [&](const std::vector<int64_t>& st) {
+      int64_t pad = 0;
+      for (size_t lo = 0; lo < st.size(); lo += per_step) {
+        int64_t mx = 0;
+        for (size_t j = lo; j < lo + per_step; ++j) mx = std::max(mx, lengths[st[j]]);
+        for (size_t j = lo; j < lo + per_step; ++j) pad += mx - lengths[st[j]];
+      }
+      return pad;
+    };
+    stream.resize(static_cast<size_t>(3 * n / per_step * per_step));
+    stream_plain.resize(stream.size());
+    CHECK(padding(stream) * 4 < padding(stream_plain));
+    // Different passes group differently (the shuffle under the buckets changes per pass).
+    CHECK(std::vector<int64_t>(stream.begin(), stream.begin() + n) !=
+          std::vector<int64_t>(stream.begin() + n, stream.begin() + 2 * n));
+  }
 }
