@@ -145,6 +145,7 @@ const std::map<std::string, std::string>& pipeline_owned_keys() {
       {"ppo.init", "PPO starts from the sft stage's M1"},
       {"ppo.prompts", "PPO's prompts are the problems stage's train.jsonl"},
       {"ppo.reward_model", "PPO uses the reward stage's model (pipeline.reward_model)"},
+      {"eval.limit", "the pipeline evaluates every problem of a set; pipeline.humaneval_limit limits HumanEval"},
       {"resume", "rerunning the same command always resumes"},
       {"overwrite", "an unfinished stage is always redone; --force is about a foreign --output-dir"}};
   return k;

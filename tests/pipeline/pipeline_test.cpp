@@ -106,6 +106,7 @@ TEST_CASE("pipeline: eval sets, step counts, repeated flags and keys it sets its
   refused("data.input=[x]", "data.input: the pipeline sets this key itself (the corpus is --corpus)");
   refused("sft.data=x", "sft.data: the pipeline sets this key itself");
   refused("ppo.run.dir=x", "ppo.run.dir: the pipeline sets this key itself");
+  refused("eval.limit=3", "eval.limit: the pipeline sets this key itself (the pipeline evaluates every problem");
   codex::test::write_text(t / "own.yaml", "base: " + std::string(CODEX_SOURCE_DIR) + "/configs/pipeline/tiny.yaml\n"
                                           "run:\n  dir: somewhere\n");
   refused("--config " + (t / "own.yaml").string() + " ", "given twice");  // tiny_cmd has --config already
@@ -151,7 +152,7 @@ TEST_CASE("pipeline: --help lists each flag's note once and no key the pipeline 
   CHECK(r.out.find("(repeatable) (repeatable)") == std::string::npos);
   CHECK(r.out.find("(repeatable)") != std::string::npos);
   CHECK(r.out.find("--force") != std::string::npos);
-  for (auto k : {"  run.dir ", "  sft.data ", "  data.input ", "  ppo.init ", "  resume "}) {
+  for (auto k : {"  run.dir ", "  sft.data ", "  data.input ", "  ppo.init ", "  resume ", "  eval.limit "}) {
     INFO(k);
     CHECK(r.out.find(k) == std::string::npos);
   }
