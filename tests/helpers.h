@@ -31,5 +31,7 @@ bool gpu_available();
 // True when some process's command line contains `needle` (pgrep -f, without matching the
 // shell that runs pgrep itself).
 bool process_running(const std::string& needle);
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
+int free_port();
 
 }  // namespace codex::test

@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -55,6 +57,20 @@ RunResult run_cli(const std::string& args, const std::string& stdin_data) {
 }
 
 bool gpu_available() { return torch::cuda::is_available(); }
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
 
 bool process_running(const std::string& needle) {
   // "[x]yz" matches "xyz" but not the literal "[x]yz" in our own shell's command line.

@@ -12,6 +12,7 @@
 #include "util/error.h"
 
 using namespace codex;
+using codex::test::free_port;
 using codex::test::run_shell;
 using codex::test::shell_quote;
 using codex::test::TempDir;
@@ -19,20 +20,6 @@ using codex::test::tiny_run_args;
 using codex::test::write_prepared_folder;
 
 namespace {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
 

@@ -1,8 +1,4 @@
 // Data-parallel pretraining with 2 Gloo ranks on 127.0.0.1 against one process.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -15,22 +11,9 @@ using namespace codex::test;
 
 namespace {
 
-int pick_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 RunResult launch(int nproc, const std::string& args) {
   return run_shell(shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh") + " --nproc-per-node " +
-                   std::to_string(nproc) + " --grace 2 --master-port " + std::to_string(pick_port()) + " -- " +
+                   std::to_string(nproc) + " --grace 2 --master-port " + std::to_string(free_port()) + " -- " +
                    shell_quote(CODEX_BINARY) + " " + args);
 }
 
@@ -151,7 +134,7 @@ TEST_CASE("dist train: the binary runs unchanged under torchrun --no-python", "[
   // Debian's torchrun (torch 1.13 on Python 3.11) crashes on its own default "--redirects 0"
   // (IntFlag iteration changed in 3.11); any non-zero setting avoids it: 2 = stderr, teed.
   auto tr = run_shell("/usr/bin/torchrun --nnodes 1 --nproc_per_node 2 --redirects 2 --tee 2 --master_addr 127.0.0.1 --master_port " +
-                      std::to_string(pick_port()) + " --no_python " + shell_quote(CODEX_BINARY) + " " +
+                      std::to_string(free_port()) + " --no_python " + shell_quote(CODEX_BINARY) + " " +
                       tiny_run_args(data, (t / "tr").string()) + kSteps);
   INFO(tr.err);
   REQUIRE(tr.code == 0);
@@ -172,7 +155,7 @@ TEST_CASE("dist train: a rank killed mid-run stops the job, nothing left behind"
                            " train.max_steps=100000 dist.timeout_s=20";
   const std::string cmd =
       shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh") + " --nproc-per-node 2 --grace 2 --master-port " +
-      std::to_string(pick_port()) + " -- bash -c " +
+      std::to_string(free_port()) + " -- bash -c " +
       shell_quote("if [ $RANK = 1 ]; then (sleep 3; kill -9 $$) & fi; exec " + shell_quote(CODEX_BINARY) + " " + args);
   const auto t0 = std::chrono::steady_clock::now();
   auto r = run_shell(cmd);
@@ -195,7 +178,7 @@ TEST_CASE("dist train: SIGTERM to one rank stops every rank at the same step wit
   const std::string metrics_file = run + "/metrics.jsonl";
   const std::string cmd =
       shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh") + " --nproc-per-node 2 --grace 5 --master-port " +
-      std::to_string(pick_port()) + " -- bash -c " +
+      std::to_string(free_port()) + " -- bash -c " +
       shell_quote("if [ $RANK = 1 ]; then (while [ \"$(cat " + shell_quote(metrics_file) +
                   " 2>/dev/null | wc -l)\" -lt 5 ]; do sleep 0.02; done; kill -TERM $$) & fi; exec " +
                   shell_quote(CODEX_BINARY) + " " + tiny_run_args(data, run) + steps);

@@ -1,10 +1,6 @@
 // PPO end to end on toy rewards, execution grading in the sandbox, safety rules, resume.
 #include "rl/ppo.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -213,23 +209,6 @@ TEST_CASE("rewards: a correct solution with an emoji and CJK text passes in the 
   CHECK(oc[1] == rl::Outcome::wrong);
 }
 
-namespace {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-}  // namespace
-
 TEST_CASE("ppo: 2 ranks whiten advantages over the whole rollout and match 1 process step by step", "[ppo][dist]") {
   TempDir t;
   const std::string m0 = codex::test::make_lm_checkpoint(t.path);
@@ -256,7 +235,7 @@ TEST_CASE("ppo: 2 ranks whiten advantages over the whole rollout and match 1 pro
   INFO(one.err);
   REQUIRE(one.code == 0);
   auto two = codex::test::run_shell(codex::test::shell_quote(std::string(CODEX_SOURCE_DIR) + "/scripts/launch.sh") +
-                                    " --nproc-per-node 2 --grace 2 --master-port " + std::to_string(free_port()) +
+                                    " --nproc-per-node 2 --grace 2 --master-port " + std::to_string(codex::test::free_port()) +
                                     " -- " + codex::test::shell_quote(CODEX_BINARY) + " " + args((t / "two").string()));
   INFO(two.err);
   REQUIRE(two.code == 0);
