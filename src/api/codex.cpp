@@ -12,19 +12,19 @@
 
 #include "checkpoint/checkpoint.h"
 #include "config/config.h"
-#include "data/prepare.h"
-#include "generate/generate.h"
-#include "tokenizer/tokenizer.h"
-#include "util/error.h"
-#include "util/fs.h"
-#include "util/log.h"
+#include "config/device.h"
 #include "data/jsonl.h"
+#include "generate/generate.h"
 #include "rl/ppo.h"
+#include "tokenizer/prepare.h"
+#include "tokenizer/tokenizer.h"
 #include "train/pretrain.h"
 #include "train/reward.h"
 #include "train/sequences.h"
 #include "train/sft.h"
-#include "util/device.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
 // Last: the internal headers above have their own codex::Demo / codex::Preference, which the
 // API's inline-namespace types (codex::v1::Demo, ...) would make ambiguous inside them.
 #include <codex/codex.h>

@@ -9,7 +9,7 @@
 
 #include <cstdlib>
 
-#include "util/device.h"
+#include "config/device.h"
 #include "util/error.h"
 
 namespace codex {

@@ -5,8 +5,8 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
+#include "config/device.h"
 #include "generate/generate.h"
-#include "util/device.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"

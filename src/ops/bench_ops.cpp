@@ -28,10 +28,10 @@
 #include <sstream>
 
 #include "cli/registry.h"
+#include "config/device.h"
 #include "ops/attention.h"
 #include "ops/cpu/attention_kernel.h"
 #include "ops/logprob.h"
-#include "util/device.h"
 #include "util/error.h"
 #ifdef CODEX_WITH_CUDA_KERNELS
 #include "kl/logprob_params.h"

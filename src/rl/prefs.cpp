@@ -6,9 +6,9 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
-#include "generate/generate.h"
+#include "config/device.h"
+#include "eval/sampling.h"
 #include "tokenizer/tokenizer.h"
-#include "util/device.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -40,16 +40,7 @@ json prefs_from_execution(GPT& model, const Tokenizer& tok, const std::vector<ev
   for (auto& p : problems)
     if (!p.test.empty()) tested.push_back(p);
   if (tested.empty()) throw UsageError("prefs from-execution: no problem has a test to run");
-  SamplingOptions opt = SamplingOptions::from(cfg.generate, seed);
-  opt.temperature = temperature;
-  opt.top_p = 1.0;
-  opt.max_new_tokens = max_new_tokens;
-  std::vector<std::string> prompts;
-  for (size_t p = 0; p < tested.size(); ++p) {
-    prompts.push_back(tested[p].prompt);
-    opt.prompt_seeds.push_back(seed + p * static_cast<uint64_t>(n));
-  }
-  auto samples = generate(model, tok, prompts, n, opt);
+  auto samples = sample_problems(model, tok, tested, n, cfg.generate, {temperature, 1.0, max_new_tokens, seed, false});
   std::vector<eval::Problem> of;
   std::vector<std::string> completions;
   for (auto& s : samples) {

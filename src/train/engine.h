@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/device.h"
 #include "dist/context.h"
 #include "model/gpt.h"
-#include "util/device.h"
 
 namespace codex {
 

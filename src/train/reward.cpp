@@ -6,12 +6,12 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
+#include "config/device.h"
 #include "data/jsonl.h"
 #include "tokenizer/tokenizer.h"
 #include "train/engine.h"
 #include "train/run.h"
 #include "train/sequences.h"
-#include "util/device.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"

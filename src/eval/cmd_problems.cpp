@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/registry.h"
-#include "data/problems.h"
+#include "eval/problems.h"
 
 namespace codex {
 namespace {

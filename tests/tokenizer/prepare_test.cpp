@@ -1,4 +1,4 @@
-#include "data/prepare.h"
+#include "tokenizer/prepare.h"
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "util/device.h"
+#include "config/device.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <dlfcn.h>

@@ -1,13 +1,13 @@
 // data problems / data trace / data filter / data practice on fixture packages
 // (tests/data/fixtures/), against hand-written expectations.
-#include "data/problems.h"
+#include "eval/problems.h"
 
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
 
-#include "data/filter.h"
 #include "data/jsonl.h"
+#include "eval/filter.h"
 #include "helpers.h"
 #include "util/error.h"
 #include "util/fs.h"

@@ -4,8 +4,8 @@
 #include <set>
 #include <tuple>
 
-#include "data/embedded_python.h"
-#include "data/problems.h"
+#include "eval/embedded_python.h"
+#include "eval/problems.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"

@@ -1,5 +1,5 @@
 // `eval problems` and `score`, over the library functions the pipeline uses too.
-#include "generate/evaluate.h"
+#include "eval/evaluate.h"
 
 #include <cmath>
 #include <iostream>
@@ -9,13 +9,14 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
+#include "config/device.h"
 #include "data/jsonl.h"
 #include "eval/passk.h"
+#include "eval/sampling.h"
 #include "generate/generate.h"
 #include "tokenizer/tokenizer.h"
 #include "train/sequences.h"
 #include "train/sft.h"
-#include "util/device.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -35,74 +36,104 @@ EvalSpec EvalSpec::from(const Config& cfg) {
   return s;
 }
 
-json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
-                       const eval::Sandbox& sandbox, const EvalSpec& spec, const Config& cfg) {
-  if (spec.rerank != "none" && spec.rerank != "mean-logprob" && spec.rerank != "sum-logprob" &&
-      spec.rerank != "back-translation")
-    throw UsageError("--rerank: expected none, mean-logprob, sum-logprob or back-translation, got '" + spec.rerank + "'");
-  if (spec.rerank == "back-translation" && !(spec.codex_d && spec.codex_d_tok))
-    throw UsageError("--rerank back-translation needs --codex-d CKPT (a Codex-D model: sft.task=docstring)");
-  make_output_dir(spec.out_dir, "evaluation output folder");
-  const int64_t n = spec.n;
-  SamplingOptions opt = SamplingOptions::from(cfg.generate, spec.seed);
-  opt.temperature = spec.temperature;
-  opt.top_p = spec.top_p;
-  opt.max_new_tokens = spec.max_new_tokens;
-  std::vector<std::string> prompts;
-  for (size_t p = 0; p < problems.size(); ++p) {
-    prompts.push_back(problems[p].prompt);
-    opt.prompt_seeds.push_back(spec.seed + p * static_cast<uint64_t>(n));
-  }
-  auto samples = generate(model, tok, prompts, n, opt);
-  std::vector<eval::Sample> evs;
+GradedSamples grade_samples(const std::vector<eval::Problem>& problems, const std::vector<Sample>& samples,
+                            const eval::Sandbox& sandbox, const std::vector<int64_t>& ks,
+                            const std::string& samples_path, bool with_sum_logprob) {
+  GradedSamples g;
   std::string samples_text;
   for (auto& s : samples) {
     eval::Sample e;
     e.task_id = problems[s.prompt_index].task_id;
     e.completion = s.text;
-    double sum = 0;
-    for (float lp : s.logprobs) sum += lp;
     e.line = {{"task_id", e.task_id}, {"completion", s.text}, {"sample", s.sample_index},
-              {"mean_logprob", s.mean_logprob()}, {"sum_logprob", sum}, {"finish_reason", s.finish_reason}};
+              {"mean_logprob", s.mean_logprob()}};
+    if (with_sum_logprob) {
+      double sum = 0;
+      for (float lp : s.logprobs) sum += lp;
+      e.line["sum_logprob"] = sum;
+    }
+    e.line["finish_reason"] = s.finish_reason;
     samples_text += e.line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    evs.push_back(std::move(e));
+    g.samples.push_back(std::move(e));
   }
-  const fs::path out(spec.out_dir);
-  const std::string samples_path = (out / (spec.tag + "_samples.jsonl")).string();
   write_file_atomic(samples_path, samples_text);
-  std::vector<double> bt;
+  g.report = eval::evaluate(problems, g.samples, sandbox, ks);
+  eval::write_results(eval::results_path_for(samples_path), g.samples, g.report.results);
+  return g;
+}
+
+namespace {
+
+void check_rerank(const EvalSpec& spec) {
+  if (spec.rerank != "none" && spec.rerank != "mean-logprob" && spec.rerank != "sum-logprob" &&
+      spec.rerank != "back-translation")
+    throw UsageError("--rerank: expected none, mean-logprob, sum-logprob or back-translation, got '" + spec.rerank + "'");
+  if (spec.rerank == "back-translation" && !(spec.codex_d && spec.codex_d_tok))
+    throw UsageError("--rerank back-translation needs --codex-d CKPT (a Codex-D model: sft.task=docstring)");
+}
+
+// The rerank score of every sample: back-translation, sum or mean of its own log-probs.
+std::vector<double> rerank_scores(const EvalSpec& spec, const std::vector<eval::Problem>& problems,
+                                  const std::vector<eval::Sample>& evs) {
+  std::vector<double> scores;
   if (spec.rerank == "back-translation") {
     std::vector<std::string> texts;
     for (auto& e : evs) texts.push_back(e.completion);
-    bt = back_translation_scores(*spec.codex_d, *spec.codex_d_tok, problems, texts, n);
+    return back_translation_scores(*spec.codex_d, *spec.codex_d_tok, problems, texts, spec.n);
   }
-  eval::EvalReport rep = eval::evaluate(problems, evs, sandbox, spec.k);
-  eval::write_results(eval::results_path_for(samples_path), evs, rep.results);
+  for (auto& e : evs)
+    scores.push_back(spec.rerank == "sum-logprob" ? e.line["sum_logprob"].get<double>()
+                                                  : e.line["mean_logprob"].get<double>());
+  return scores;
+}
+
+// Per-problem lines {task_id, n, passed[, picked, picked_passed]}; fills each problem's share of
+// passing samples and the number of problems whose picked sample passes.
+std::string problem_summary(const EvalSpec& spec, const std::vector<eval::Problem>& problems,
+                            const std::vector<eval::ProgramResult>& results, const std::vector<double>& scores,
+                            std::vector<double>& rate, double& picked_pass) {
+  const int64_t n = spec.n;
   std::string summary;
-  double picked_pass = 0;
-  std::vector<double> rate;  // per-problem share of passing samples (the pass@1 estimate of each)
   for (size_t p = 0; p < problems.size(); ++p) {
     int64_t c = 0, best = 0;  // no usable score at all (e.g. no docstring): the first sample
     double best_score = -std::numeric_limits<double>::infinity();
     for (int64_t i = 0; i < n; ++i) {
       const size_t at = p * static_cast<size_t>(n) + static_cast<size_t>(i);
-      c += rep.results[at].passed ? 1 : 0;
-      const double sc = spec.rerank == "back-translation" ? bt[at]
-                        : spec.rerank == "sum-logprob"    ? evs[at].line["sum_logprob"].get<double>()
-                                                          : evs[at].line["mean_logprob"].get<double>();
-      if (sc > best_score) best_score = sc, best = i;
+      c += results[at].passed ? 1 : 0;
+      if (spec.rerank != "none" && scores[at] > best_score) best_score = scores[at], best = i;
     }
     rate.push_back(static_cast<double>(c) / static_cast<double>(n));
     json j = {{"task_id", problems[p].task_id}, {"n", n}, {"passed", c}};
     if (spec.rerank != "none") {
-      const bool ok = rep.results[p * static_cast<size_t>(n) + static_cast<size_t>(best)].passed;
+      const bool ok = results[p * static_cast<size_t>(n) + static_cast<size_t>(best)].passed;
       j["picked"] = best;
       j["picked_passed"] = ok;
       picked_pass += ok;
     }
     summary += j.dump() + "\n";
   }
-  write_file_atomic(out / (spec.tag + "_summary.jsonl"), summary);
+  return summary;
+}
+
+}  // namespace
+
+json evaluate_problems(GPT& model, const Tokenizer& tok, const std::vector<eval::Problem>& problems,
+                       const eval::Sandbox& sandbox, const EvalSpec& spec, const Config& cfg) {
+  check_rerank(spec);
+  make_output_dir(spec.out_dir, "evaluation output folder");
+  const int64_t n = spec.n;
+  auto samples = sample_problems(model, tok, problems, n, cfg.generate,
+                                 {spec.temperature, spec.top_p, spec.max_new_tokens, spec.seed, false});
+  const fs::path out(spec.out_dir);
+  const std::string samples_path = (out / (spec.tag + "_samples.jsonl")).string();
+  GradedSamples g = grade_samples(problems, samples, sandbox, spec.k, samples_path, true);
+  const eval::EvalReport& rep = g.report;
+  std::vector<double> scores;
+  if (spec.rerank != "none") scores = rerank_scores(spec, problems, g.samples);
+  double picked_pass = 0;
+  std::vector<double> rate;  // per-problem share of passing samples (the pass@1 estimate of each)
+  write_file_atomic(out / (spec.tag + "_summary.jsonl"),
+                    problem_summary(spec, problems, rep.results, scores, rate, picked_pass));
   eval::warn_skipped_k(rep);
   json result = json::parse(eval::pass_at_k_json(rep.pass_at_k, rep.skipped_k));
   if (spec.rerank != "none") result["rerank@1"] = problems.empty() ? 0.0 : picked_pass / problems.size();

@@ -1,4 +1,4 @@
-#include "data/prepare.h"
+#include "tokenizer/prepare.h"
 
 #include <iostream>
 #include <set>

@@ -1,4 +1,4 @@
-#include "data/problems.h"
+#include "eval/problems.h"
 
 #include <algorithm>
 #include <cctype>
@@ -6,7 +6,7 @@
 #include <set>
 
 #include "data/corpus.h"
-#include "data/embedded_python.h"
+#include "eval/embedded_python.h"
 #include "eval/humaneval.h"
 #include "util/error.h"
 #include "util/fs.h"

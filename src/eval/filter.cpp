@@ -1,13 +1,13 @@
-#include "data/filter.h"
+#include "eval/filter.h"
 
 #include <iostream>
 #include <map>
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
-#include "data/problems.h"
 #include "eval/humaneval.h"
-#include "generate/generate.h"
+#include "eval/problems.h"
+#include "eval/sampling.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -158,19 +158,9 @@ int run_filter(cli::Invocation& inv) {
     tok = std::make_unique<Tokenizer>(lm->tokenizer_path);
     const double temperature = inv.get_double("temperature", 0.8);
     sampler = [&, temperature](const std::vector<Problem>& ps, int64_t n) {
-      SamplingOptions so = SamplingOptions::from(cfg.generate, static_cast<uint64_t>(cfg.run.seed));
-      so.temperature = temperature;
-      so.top_p = cfg.eval.top_p;
-      so.max_new_tokens = cfg.eval.max_new_tokens;
-      std::vector<std::string> prompts;
-      for (size_t p = 0; p < ps.size(); ++p) {
-        prompts.push_back(ps[p].prompt);
-        so.prompt_seeds.push_back(static_cast<uint64_t>(cfg.run.seed) + p * static_cast<uint64_t>(n));
-      }
-      Progress progress("sampling", static_cast<double>(ps.size() * n), "samples");
-      so.on_progress = [&](size_t done, size_t) { progress.update(static_cast<double>(done)); };
-      auto samples = generate(lm->model, *tok, prompts, n, so);
-      progress.finish();
+      auto samples = sample_problems(lm->model, *tok, ps, n, cfg.generate,
+                                     {temperature, cfg.eval.top_p, cfg.eval.max_new_tokens,
+                                      static_cast<uint64_t>(cfg.run.seed), true});
       std::vector<std::vector<std::string>> c(ps.size());
       for (auto& s : samples) c[static_cast<size_t>(s.prompt_index)].push_back(s.text);
       return c;

@@ -1,6 +1,6 @@
 // score (batched equals one by one, against a hand formulation), eval problems with reranking,
 // the round trip, and pairs by execution outcome.
-#include "generate/evaluate.h"
+#include "eval/evaluate.h"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -14,9 +14,9 @@
 #include "helpers.h"
 #include "rl/prefs.h"
 #include "tokenizer/tokenizer.h"
-#include "util/error.h"
-#include "train/sft.h"
 #include "train/finetune_fixture.h"
+#include "train/sft.h"
+#include "util/error.h"
 
 using namespace codex;
 using codex::test::run_cli;
