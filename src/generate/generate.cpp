@@ -4,6 +4,7 @@
 #include <ATen/core/DistributionsHelper.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <mutex>
 
@@ -192,156 +193,265 @@ int64_t draw(const double* cdf, int64_t V, at::Generator& gen) {
   return std::min<int64_t>(i, V - 1);
 }
 
-// Tokens that are never sampled: padding (unless it is end of text, as for GPT-2), ids past the tokenizer's vocabulary (a model may pad
-// its embedding table), and control tokens other than end-of-text (they decode to nothing).
-torch::Tensor never_mask(const TokenTable& vocab, int64_t V) {
-  auto never = torch::zeros({V}, torch::kBool);  // (V)
-  auto* p = never.data_ptr<bool>();
+// Token ids that are never sampled: padding (unless it is end of text, as for GPT-2), ids past
+// the tokenizer's vocabulary (a model may pad its embedding table), and control tokens other than
+// end-of-text (they decode to nothing).
+std::vector<int64_t> never_ids(const TokenTable& vocab, int64_t V) {
+  std::vector<int64_t> ids;
   for (int64_t i = 0; i < V; ++i)
-    p[i] = i >= vocab.size() || (i == vocab.pad_id && i != vocab.eot_id) || (i != vocab.eot_id && vocab.bytes[i].empty());
-  return never;
+    if (i >= vocab.size() || (i == vocab.pad_id && i != vocab.eot_id) || (i != vocab.eot_id && vocab.bytes[i].empty()))
+      ids.push_back(i);
+  return ids;
 }
 
-void decode_batch(const LogitsFn& lm, const TokenTable& vocab, std::vector<Row*> rows,
-                  const SamplingOptions& opt, int64_t block_size, torch::Device device,
-                  const DisallowedFilter& filter, size_t max_stop) {
-  const int64_t B = static_cast<int64_t>(rows.size());
-  int64_t L = 0;  // padded prompt length
-  for (auto* r : rows) L = std::max<int64_t>(L, static_cast<int64_t>(r->prompt.size()));
-  const int64_t budget = std::min(opt.max_new_tokens, block_size - L);
+// What one decoding step drew for each row of the batch.
+struct Draws {
+  std::vector<int64_t> token;    // the pad id where nothing could be drawn
+  std::vector<float> logprob;    // under the unmodified distribution (temperature 1, no masks)
+  std::vector<uint8_t> drawn;    // 0: every token was masked (finish reason "disallowed")
+};
 
-  const int64_t pad_fill = vocab.pad_id >= 0 ? vocab.pad_id : 0;  // any id: padding is masked out
-  auto seq = torch::full({B, L}, pad_fill, torch::kLong);       // (B, L) left-padded ids
-  auto mask = torch::zeros({B, L}, torch::kBool);               // (B, L) true = real token
-  for (int64_t b = 0; b < B; ++b) {
-    const auto& pr = rows[b]->prompt;
-    int64_t pad = L - static_cast<int64_t>(pr.size());
-    for (size_t t = 0; t < pr.size(); ++t) seq[b][pad + t] = static_cast<int64_t>(pr[t]);
-    mask[b].slice(0, pad).fill_(true);
+// Next-token logits -> one token per row. Its (rows, V) buffers are allocated on the first step
+// and reused (their first B' rows as the batch shrinks), so a step allocates no (B, V) tensor
+// except where temperature != 1, top-k or top-p filter the logits. Each row's cumulative
+// distribution is summed in float64 in index order into one reused (V) array: the same numbers
+// as torch's float64 cumsum of the float32 softmax, so the same seed draws the same tokens.
+class Sampler {
+ public:
+  Sampler(const TokenTable& vocab, const SamplingOptions& opt, const DisallowedFilter& filter, int64_t max_rows,
+          int64_t pad_fill)
+      : vocab_(vocab), opt_(opt), filter_(filter), max_rows_(max_rows), pad_fill_(pad_fill) {}
+
+  // logits (B, V) for the rows (in order): fills d with each row's token and its log-prob.
+  void step(const torch::Tensor& logits, const std::vector<Row*>& rows, Draws& d) {
+    auto lg = logits.to(torch::kCPU, torch::kFloat).contiguous();  // (B, V)
+    const int64_t B = lg.size(0), V = lg.size(1);
+    reserve(V);
+    auto logp = logp_.narrow(0, 0, B), x = masked_.narrow(0, 0, B);  // (B, V) views of the buffers
+    at::_log_softmax_out(logp, lg, 1, false);  // the unmodified distribution, for the reported log-probs
+    x.copy_(lg);
+    apply_masks(x, rows);
+    d.token.assign(static_cast<size_t>(B), pad_fill_);
+    d.logprob.assign(static_cast<size_t>(B), 0.0f);
+    d.drawn.assign(static_cast<size_t>(B), 0);
+    const float* xp = x.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)  // anything finite left to sample? (usually the first entry)
+      d.drawn[b] = std::any_of(xp + b * V, xp + (b + 1) * V, [](float v) { return std::isfinite(v); });
+    if (opt_.temperature > 0) sample(x, rows, d);
+    else greedy(x, d);
+    const float* lp = logp.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)
+      if (d.drawn[b]) d.logprob[b] = lp[b * V + d.token[b]];
   }
-  auto model_mask = [&]() { return mask.all().item<bool>() ? torch::Tensor() : mask.to(device); };
 
-  KVCache cache;
-  KVCache* cp = opt.kv_cache ? &cache : nullptr;
-  torch::Tensor logits;  // (B_alive, V) for the next position
-  if (budget > 0) {
-    // Samples of one prompt share its prefill: the distinct prompts of the batch go through the
-    // model once, then their cache and next-token logits are copied to every sample's row.
-    std::vector<int64_t> first_rows, src(static_cast<size_t>(B));
+ private:
+  void reserve(int64_t V) {
+    if (logp_.defined() && logp_.size(1) == V) return;
+    logp_ = torch::empty({max_rows_, V}, torch::kFloat);
+    masked_ = torch::empty({max_rows_, V}, torch::kFloat);
+    never_ = never_ids(vocab_, V);
+    cdf_.assign(static_cast<size_t>(V), 0.0);
+  }
+
+  // -inf for the never-sampled ids and for tokens that would complete a disallowed string.
+  void apply_masks(torch::Tensor& x, const std::vector<Row*>& rows) {
+    const int64_t B = x.size(0), V = x.size(1);
+    const float ninf = -std::numeric_limits<float>::infinity();
+    float* xp = x.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t id : never_) xp[b * V + id] = ninf;
+    if (!filter_.active()) return;
     for (int64_t b = 0; b < B; ++b) {
-      int64_t u = 0;
-      while (u < static_cast<int64_t>(first_rows.size()) &&
-             rows[first_rows[u]]->out.prompt_index != rows[b]->out.prompt_index)
-        ++u;
-      if (u == static_cast<int64_t>(first_rows.size())) first_rows.push_back(b);
-      src[b] = u;
-    }
-    if (cp && first_rows.size() < rows.size()) {
-      auto uniq = torch::tensor(first_rows, torch::kLong);
-      auto umask = mask.index_select(0, uniq);
-      auto ulogits = lm(seq.index_select(0, uniq).to(device), cp, 0,
-                        umask.all().item<bool>() ? torch::Tensor() : umask.to(device));
-      auto expand = torch::tensor(src, torch::kLong).to(device);
-      for (auto& k : cache.k) k = k.index_select(0, expand);
-      for (auto& v : cache.v) v = v.index_select(0, expand);
-      logits = ulogits.index_select(0, expand.to(ulogits.device()));
-    } else {
-      logits = lm(seq.to(device), cp, 0, model_mask());
+      auto ok = filter_.allowed(rows[b]->context);
+      if (ok.size(0) < V) ok = torch::cat({ok, torch::zeros({V - ok.size(0)}, torch::kBool)});
+      x[b].masked_fill_(ok.narrow(0, 0, V).logical_not(), ninf);
     }
   }
-  torch::Tensor never;
 
+  void sample(const torch::Tensor& x, const std::vector<Row*>& rows, Draws& d) {
+    const int64_t B = x.size(0), V = x.size(1);
+    auto f = filter_logits(x, opt_.temperature, opt_.top_k, opt_.top_p);  // x itself at T = 1 without top-k/p
+    if (!probs_.defined() || probs_.size(1) != V) probs_ = torch::empty({max_rows_, V}, torch::kFloat);
+    auto probs = probs_.narrow(0, 0, B);
+    at::_softmax_out(probs, f, 1, false);
+    const float* pp = probs.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b) {
+      if (!d.drawn[b]) continue;
+      const float* p = pp + b * V;
+      double c = 0;  // torch's cumsum order: one float64 running sum
+      for (int64_t i = 0; i < V; ++i) cdf_[i] = c += static_cast<double>(p[i]);
+      d.token[b] = draw(cdf_.data(), V, rows[b]->gen);
+    }
+  }
+
+  void greedy(const torch::Tensor& x, Draws& d) {
+    auto best = x.argmax(1).contiguous();  // (B)
+    const int64_t* bp = best.data_ptr<int64_t>();
+    for (size_t b = 0; b < d.token.size(); ++b)
+      if (d.drawn[b]) d.token[b] = bp[b];
+  }
+
+  const TokenTable& vocab_;
+  const SamplingOptions& opt_;
+  const DisallowedFilter& filter_;
+  int64_t max_rows_, pad_fill_;
+  torch::Tensor logp_, masked_, probs_;  // (max_rows, V)
+  std::vector<int64_t> never_;
+  std::vector<double> cdf_;              // (V): one row's cumulative distribution
+};
+
+// The rows decoded together and what the model needs for the next forward.
+struct Batch {
+  std::vector<Row*> rows;  // the rows still decoding
+  int64_t L = 0;           // padded prompt length
+  torch::Tensor seq;       // (B, L) left-padded prompts; without a cache, (B, L + step) with the new tokens
+  torch::Tensor mask;      // (B, L + step) true = real token; undefined while no row is padded
+  KVCache cache;
+};
+
+// Left-pads the rows' prompts into one (B, L) batch (the mask hides the padding).
+Batch left_pad(std::vector<Row*> rows, int64_t pad_fill) {
+  Batch bt;
+  bt.rows = std::move(rows);
+  const int64_t B = static_cast<int64_t>(bt.rows.size());
+  for (auto* r : bt.rows) bt.L = std::max<int64_t>(bt.L, static_cast<int64_t>(r->prompt.size()));
+  bt.seq = torch::full({B, bt.L}, pad_fill, torch::kLong);
+  auto mask = torch::zeros({B, bt.L}, torch::kBool);
+  int64_t* sp = bt.seq.data_ptr<int64_t>();
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& pr = bt.rows[b]->prompt;
+    const int64_t pad = bt.L - static_cast<int64_t>(pr.size());
+    for (size_t t = 0; t < pr.size(); ++t) sp[b * bt.L + pad + static_cast<int64_t>(t)] = pr[t];
+    mask[b].slice(0, pad).fill_(true);
+    padded = padded || pad > 0;
+  }
+  if (padded) bt.mask = mask;
+  return bt;
+}
+
+torch::Tensor on(const torch::Tensor& t, torch::Device device) { return t.defined() ? t.to(device) : t; }
+
+// The prompts' forward: next-token logits (B, V). Samples of one prompt share its prefill: with a
+// cache, the distinct prompts go through the model once, then their cache and logits are copied
+// to every sample's row.
+torch::Tensor prefill(const LogitsFn& lm, Batch& bt, bool kv_cache, torch::Device device) {
+  const int64_t B = static_cast<int64_t>(bt.rows.size());
+  KVCache* cp = kv_cache ? &bt.cache : nullptr;
+  std::vector<int64_t> first_rows, src(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t u = 0;
+    while (u < static_cast<int64_t>(first_rows.size()) &&
+           bt.rows[first_rows[u]]->out.prompt_index != bt.rows[b]->out.prompt_index)
+      ++u;
+    if (u == static_cast<int64_t>(first_rows.size())) first_rows.push_back(b);
+    src[b] = u;
+  }
+  if (!cp || first_rows.size() == bt.rows.size()) return lm(bt.seq.to(device), cp, 0, on(bt.mask, device));
+  auto uniq = torch::tensor(first_rows, torch::kLong);
+  torch::Tensor umask;
+  if (bt.mask.defined()) {
+    umask = bt.mask.index_select(0, uniq);
+    if (umask.all().item<bool>()) umask = torch::Tensor();
+  }
+  auto ulogits = lm(bt.seq.index_select(0, uniq).to(device), cp, 0, on(umask, device));
+  auto expand = torch::tensor(src, torch::kLong).to(device);
+  for (auto& k : bt.cache.k) k = k.index_select(0, expand);
+  for (auto& v : bt.cache.v) v = v.index_select(0, expand);
+  return ulogits.index_select(0, expand.to(ulogits.device()));
+}
+
+// Appends each row's drawn token and ends the rows that are done (end of text, a stop sequence,
+// nothing left to sample, the last step of the budget).
+void record_step(Batch& bt, const Draws& d, const TokenTable& vocab, const SamplingOptions& opt, size_t max_stop,
+                 bool last_step) {
+  for (size_t b = 0; b < bt.rows.size(); ++b) {
+    Row& r = *bt.rows[b];
+    if (!d.drawn[b]) {
+      r.done = true;
+      r.out.finish_reason = "disallowed";
+      continue;
+    }
+    const int64_t tok = d.token[b];
+    r.out.tokens.push_back(static_cast<int32_t>(tok));
+    r.out.logprobs.push_back(d.logprob[b]);
+    if (tok == vocab.eot_id) {
+      r.done = true;
+      r.out.finish_reason = "eot";
+      continue;
+    }
+    const std::string& piece = vocab.bytes[tok];
+    size_t from = r.completion.size() >= max_stop ? r.completion.size() - max_stop + 1 : 0;
+    r.completion += piece;
+    r.context += piece;
+    if (max_stop > 0) {
+      size_t p = find_first_of_strings(r.completion.substr(from), opt.stop);
+      if (p != std::string::npos) {
+        r.completion.resize(from + p);
+        r.done = true;
+        r.out.finish_reason = "stop";
+        continue;
+      }
+    }
+    if (last_step) {
+      r.done = true;
+      r.out.finish_reason = "length";
+    }
+  }
+}
+
+// Drops the finished rows (from the batch, its mask and its cache; the cache keeps its buffers:
+// the rows that stay are copied to its first rows) and appends the drawn tokens. Returns the
+// (B', 1) ids to feed next, undefined when no row is left.
+torch::Tensor keep_alive(Batch& bt, const Draws& d, bool kv_cache) {
+  std::vector<int64_t> keep, next;
+  std::vector<Row*> alive;
+  for (size_t b = 0; b < bt.rows.size(); ++b)
+    if (!bt.rows[b]->done) {
+      keep.push_back(static_cast<int64_t>(b));
+      next.push_back(d.token[b]);
+      alive.push_back(bt.rows[b]);
+    }
+  if (keep.empty()) return {};
+  const int64_t n = static_cast<int64_t>(keep.size());
+  const bool dropped = alive.size() < bt.rows.size();
+  bt.rows.swap(alive);
+  auto keep_t = torch::tensor(keep, torch::kLong);
+  auto next_t = torch::tensor(next, torch::kLong).unsqueeze(1);  // (B', 1)
+  if (bt.mask.defined()) {
+    bt.mask = torch::cat({dropped ? bt.mask.index_select(0, keep_t) : bt.mask, torch::ones({n, 1}, torch::kBool)}, 1);
+    if (dropped && bt.mask.all().item<bool>()) bt.mask = torch::Tensor();  // the padded rows left
+  }
+  if (!kv_cache) {
+    bt.seq = torch::cat({dropped ? bt.seq.index_select(0, keep_t) : bt.seq, next_t}, 1);  // the cache holds the rest
+  } else if (dropped) {
+    for (auto* side : {&bt.cache.k, &bt.cache.v})
+      for (auto& t : *side) {
+        auto kept = t.index_select(0, keep_t.to(t.device()));
+        t = t.narrow(0, 0, n);
+        t.copy_(kept);
+      }
+  }
+  return next_t;
+}
+
+void decode_batch(const LogitsFn& lm, const TokenTable& vocab, std::vector<Row*> rows, const SamplingOptions& opt,
+                  int64_t block_size, torch::Device device, const DisallowedFilter& filter, size_t max_stop) {
+  const int64_t pad_fill = vocab.pad_id >= 0 ? vocab.pad_id : 0;  // any id: padding is masked out
+  Batch bt = left_pad(std::move(rows), pad_fill);
+  const int64_t budget = std::min(opt.max_new_tokens, block_size - bt.L);
+  Sampler sampler(vocab, opt, filter, static_cast<int64_t>(bt.rows.size()), pad_fill);
+  Draws d;
+  torch::Tensor logits = budget > 0 ? prefill(lm, bt, opt.kv_cache, device) : torch::Tensor();  // (B', V)
   for (int64_t step = 0; step < budget; ++step) {
-    auto lg = logits.to(torch::kCPU, torch::kFloat);  // (B_alive, V)
-    const int64_t V = lg.size(1);
-    if (!never.defined()) never = never_mask(vocab, V);
-    auto logp = torch::log_softmax(lg, 1);  // unmodified distribution, for the reported log-probs
-    auto masked = lg.masked_fill(never, -std::numeric_limits<float>::infinity());
-    if (filter.active()) {
-      for (int64_t b = 0; b < masked.size(0); ++b) {
-        auto ok = filter.allowed(rows[b]->context);
-        if (ok.size(0) < V) ok = torch::cat({ok, torch::zeros({V - ok.size(0)}, torch::kBool)});
-        masked[b].masked_fill_(ok.narrow(0, 0, V).logical_not(), -std::numeric_limits<float>::infinity());
-      }
-    }
-    // The whole batch at once; the rows' loop below only reads plain arrays.
-    auto finite = torch::isfinite(masked).any(1).contiguous();  // (B_alive) false = nothing left to sample
-    torch::Tensor cdf, greedy;
-    if (opt.temperature > 0)  // (B_alive, V) float64 cumulative sums, row by row
-      cdf = torch::softmax(filter_logits(masked, opt.temperature, opt.top_k, opt.top_p), 1)
-                .to(torch::kDouble)
-                .cumsum(1)
-                .contiguous();
-    else
-      greedy = masked.argmax(1).contiguous();  // (B_alive)
-    const bool* finite_p = finite.data_ptr<bool>();
-
-    std::vector<int64_t> next(rows.size(), pad_fill);
-    for (size_t b = 0; b < rows.size(); ++b) {
-      if (!finite_p[b]) continue;
-      next[b] = opt.temperature > 0 ? draw(cdf.data_ptr<double>() + b * V, V, rows[b]->gen)
-                                    : greedy.data_ptr<int64_t>()[b];
-    }
-    auto next_lp = logp.gather(1, torch::tensor(next, torch::kLong).unsqueeze(1)).squeeze(1).contiguous();
-    const float* next_lp_p = next_lp.data_ptr<float>();
-    for (size_t b = 0; b < rows.size(); ++b) {
-      Row& r = *rows[b];
-      if (!finite_p[b]) {
-        r.done = true;
-        r.out.finish_reason = "disallowed";
-        continue;
-      }
-      const int64_t tok = next[b];
-      r.out.tokens.push_back(static_cast<int32_t>(tok));
-      r.out.logprobs.push_back(next_lp_p[b]);
-      if (tok == vocab.eot_id) {
-        r.done = true;
-        r.out.finish_reason = "eot";
-        continue;
-      }
-      const std::string& piece = vocab.bytes[tok];
-      size_t from = r.completion.size() >= max_stop ? r.completion.size() - max_stop + 1 : 0;
-      r.completion += piece;
-      r.context += piece;
-      if (max_stop > 0) {
-        size_t p = find_first_of_strings(r.completion.substr(from), opt.stop);
-        if (p != std::string::npos) {
-          r.completion.resize(from + p);
-          r.done = true;
-          r.out.finish_reason = "stop";
-          continue;
-        }
-      }
-      if (step + 1 == budget) {
-        r.done = true;
-        r.out.finish_reason = "length";
-      }
-    }
-
-    // Drop finished rows from the batch (and from the cache) before the next forward.
-    std::vector<int64_t> keep;
-    for (size_t b = 0; b < rows.size(); ++b)
-      if (!rows[b]->done) keep.push_back(static_cast<int64_t>(b));
-    if (keep.empty()) break;
-    auto keep_t = torch::tensor(keep, torch::kLong);
-    auto next_t = torch::tensor(next, torch::kLong).index_select(0, keep_t).unsqueeze(1);  // (B', 1)
-    std::vector<Row*> alive;
-    for (auto b : keep) alive.push_back(rows[b]);
-    rows.swap(alive);
-    mask = torch::cat({mask.index_select(0, keep_t), torch::ones({(int64_t)keep.size(), 1}, torch::kBool)}, 1);
-    if (!cp) seq = torch::cat({seq.index_select(0, keep_t), next_t}, 1);  // the cache holds the rest
-    if (cp) {
-      if (keep.size() < next.size()) {  // copy the cache only when a row left
-        auto keep_d = keep_t.to(device);
-        for (auto& k : cache.k) k = k.index_select(0, keep_d);
-        for (auto& v : cache.v) v = v.index_select(0, keep_d);
-      }
-      logits = lm(next_t.to(device), cp, L + step, model_mask());
-    } else {
-      logits = lm(seq.to(device), nullptr, 0, model_mask());
-    }
+    sampler.step(logits, bt.rows, d);
+    record_step(bt, d, vocab, opt, max_stop, step + 1 == budget);
+    auto next = keep_alive(bt, d, opt.kv_cache);
+    if (!next.defined()) break;
+    if (opt.kv_cache) logits = lm(next.to(device), &bt.cache, bt.L + step, on(bt.mask, device));
+    else logits = lm(bt.seq.to(device), nullptr, 0, on(bt.mask, device));
   }
-  for (auto* r : rows)
+  for (auto* r : bt.rows)
     if (!r->done) r->out.finish_reason = "length";  // budget 0
 }
 
