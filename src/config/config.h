@@ -185,6 +185,7 @@ struct PPOConfig {
   int64_t minibatches = 2;
   double w_rm = 1.0;
   double w_exec = 1.0;
+  std::string exec_reward = "outcome";  // outcome | partial (a share of the asserts passed)
   double alpha = 0.0;                // U = alpha * L_SFT + beta * L_RLHF + gamma * Omega
   double beta = 1.0;
   double gamma = 0.0;
@@ -196,6 +197,8 @@ struct PPOConfig {
 struct PipelineConfig {
   bool practice = true;              // generate the practice set (train + held-out problems)
   int64_t practice_seed = 0;
+  int64_t practice_extra = 0;        // extra instances per practice family for PPO only (rl.jsonl)
+  std::string ppo_prompts = "train"; // PPO's prompts: train (SFT's problems) | rl (the extra ones) | both
   bool extract = false;              // also extract problems (docstrings, doctests) from the corpus
   bool prefs_from_execution = true;  // preference pairs from M1's samples run against tests
   int64_t prefs_n = 8;

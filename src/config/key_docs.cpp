@@ -132,6 +132,8 @@ const std::map<std::string, std::string>& config_key_docs() {
       {"ppo.minibatches", "minibatches per pass"},
       {"ppo.w_rm", "weight of the reward model's score in the reward"},
       {"ppo.w_exec", "weight of the execution result in the reward"},
+      {"ppo.exec_reward", "outcome (passed 1, wrong -0.3, raises -0.6, does not parse -1) or partial (a wrong answer "
+                          "earns -0.3 + 0.6 x the share of the test's asserts it passes)"},
       {"ppo.alpha", "weight of the SFT / pretraining-mix loss (data in ppo.ptx_data)"},
       {"ppo.beta", "weight of the RL objective"},
       {"ppo.gamma", "weight of the safety term"},
@@ -140,6 +142,10 @@ const std::map<std::string, std::string>& config_key_docs() {
       {"ppo.value_lr_ratio", "value optimizer lr = optim.lr times this"},
       {"pipeline.practice", "generate the practice set (train + held-out problems)"},
       {"pipeline.practice_seed", "seed of the practice set"},
+      {"pipeline.practice_extra", "extra practice instances per numeric family (k = 31 ..) in rl.jsonl: never SFT demos, "
+                                  "PPO's prompts with pipeline.ppo_prompts=rl or both"},
+      {"pipeline.ppo_prompts", "PPO's prompts: train (the problems SFT learned from), rl (the practice_extra ones, "
+                               "unseen by SFT) or both"},
       {"pipeline.extract", "also extract problems (docstrings, doctests) from the corpus"},
       {"pipeline.prefs_from_execution", "preference pairs from M1's samples run against tests"},
       {"pipeline.prefs_n", "samples per problem for preferences from execution"},

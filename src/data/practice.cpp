@@ -1,5 +1,6 @@
-// `codex-train data practice --out DIR [--seed S] [--force]`: writes DIR/train.jsonl,
-// DIR/heldout.jsonl (problems), DIR/demos.jsonl (train as {prompt, completion}) and DIR/stats.json.
+// `codex-train data practice --out DIR [--seed S] [--extra N] [--force]`: writes DIR/train.jsonl,
+// DIR/heldout.jsonl, DIR/rl.jsonl (problems; rl empty without --extra), DIR/demos.jsonl (train as
+// {prompt, completion}) and DIR/stats.json.
 #include "data/practice.h"
 
 #include <functional>
@@ -156,35 +157,44 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
+Problem make_problem(const Family& f, int64_t k, std::mt19937_64& rng) {
+  Problem p;
+  const std::string word = kWords[k % 29];
+  const std::string name = f.name + "_" + (f.doc.find("{w}") != std::string::npos ? word : std::to_string(k));
+  p.task_id = "Practice/" + name;
+  p.entry_point = name;
+  p.origin = "practice";
+  p.source = "practice:" + f.name;
+  std::vector<std::pair<std::string, std::string>> io;
+  f.make(k, rng, p, io);
+  const std::string doc = replace_all(replace_all(f.doc, "{k}", std::to_string(k)), "{w}", word);
+  p.docstring = doc;
+  p.prompt = "def " + name + "(" + f.args + "):\n    \"\"\"" + doc + "\n    >>> " + name + "(" + io[0].first +
+             ")\n    " + io[0].second + "\n    \"\"\"\n";
+  p.test = "def check(candidate):\n";
+  for (auto& [in, want] : io) p.test += "    assert candidate(" + in + ") == " + want + "\n";
+  return p;
+}
+
 }  // namespace
 
-PracticeSet make_practice_set(uint64_t seed) {
+PracticeSet make_practice_set(uint64_t seed, int64_t extra) {
   PracticeSet out;
   auto fams = families();
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + 12345);
-  for (size_t fi = 0; fi < fams.size(); ++fi) {
-    const Family& f = fams[fi];
+  for (size_t fi = 0; fi < fams.size(); ++fi)
     for (int64_t k = 2; k <= 30; ++k) {
-      Problem p;
-      const std::string word = kWords[k % 29];
-      const std::string name = f.name + "_" + (f.doc.find("{w}") != std::string::npos ? word : std::to_string(k));
-      p.task_id = "Practice/" + name;
-      p.entry_point = name;
-      p.origin = "practice";
-      p.source = "practice:" + f.name;
-      std::vector<std::pair<std::string, std::string>> io;
-      f.make(k, rng, p, io);
-      const std::string doc = replace_all(replace_all(f.doc, "{k}", std::to_string(k)), "{w}", word);
-      p.docstring = doc;
-      p.prompt = "def " + name + "(" + f.args + "):\n    \"\"\"" + doc + "\n    >>> " + name + "(" + io[0].first +
-                 ")\n    " + io[0].second + "\n    \"\"\"\n";
-      p.test = "def check(candidate):\n";
-      for (auto& [in, want] : io) p.test += "    assert candidate(" + in + ") == " + want + "\n";
+      Problem p = make_problem(fams[fi], k, rng);
       ((static_cast<int64_t>(fi) + k) % 5 == 0 ? out.heldout : out.train).push_back(std::move(p));
     }
-  }
   // Train order shuffled (Fisher-Yates on the seeded generator); held-out kept in family order.
   for (size_t i = out.train.size() - 1; i > 0; --i) std::swap(out.train[i], out.train[rng() % (i + 1)]);
+  // The RL instances draw from their own generator: train and held-out stay as without them.
+  std::mt19937_64 rl_rng(seed * 0x9E3779B97F4A7C15ULL + 54321);
+  for (const Family& f : fams)  // not the word families (a held-out word again), not repeat (long strings)
+    if (f.doc.find("{w}") == std::string::npos && f.name != "repeat")
+      for (int64_t k = 31; k <= 30 + extra; ++k) out.rl.push_back(make_problem(f, k, rl_rng));
+  for (size_t i = out.rl.size(); i > 1; --i) std::swap(out.rl[i - 1], out.rl[rl_rng() % i]);
   return out;
 }
 
@@ -195,15 +205,19 @@ int run_practice(cli::Invocation& inv) {
   const fs::path dir(out);
   if (fs::exists(dir) && !fs::is_directory(dir)) throw UsageError("--out '" + out + "' is a file");
   check_overwrite(dir, "data practice: --out", inv.config().overwrite);
-  PracticeSet ps = make_practice_set(static_cast<uint64_t>(inv.get_int("seed", 0)));
+  const int64_t extra = inv.get_int("extra", 0);
+  if (extra < 0 || extra > 1000) throw UsageError("--extra: expected 0..1000, got " + std::to_string(extra));
+  PracticeSet ps = make_practice_set(static_cast<uint64_t>(inv.get_int("seed", 0)), extra);
   StagedOutput stage(dir, StagedOutput::Kind::kDir);  // the four files appear together, or not at all
   const fs::path tmp = stage.path();
   write_problems((tmp / "train.jsonl").string(), ps.train);
   write_problems((tmp / "heldout.jsonl").string(), ps.heldout);
+  write_problems((tmp / "rl.jsonl").string(), ps.rl);
   std::string demos;
   for (auto& p : ps.train) demos += json{{"prompt", p.prompt}, {"completion", p.canonical_solution}}.dump() + "\n";
   write_file_atomic(tmp / "demos.jsonl", demos);
-  json stats = {{"train", ps.train.size()}, {"heldout", ps.heldout.size()}, {"families", families().size()}};
+  json stats = {{"train", ps.train.size()}, {"heldout", ps.heldout.size()}, {"rl", ps.rl.size()},
+                {"families", families().size()}};
   write_file_atomic(tmp / "stats.json", stats.dump(2) + "\n");
   stage.commit();
   std::cout << stats.dump() << std::endl;
@@ -212,6 +226,7 @@ int run_practice(cli::Invocation& inv) {
 
 cli::Registrar reg({"data", "practice", "generated practice problems (train + held-out) where small models can move",
                     {{"out", true, "output folder"}, {"seed", true, "seed (default 0)"},
+                     {"extra", true, "instances per numeric family for RL only, in rl.jsonl (default 0)"},
                      cli::kForceFlag},
                     false, run_practice, {"overwrite"}});
 

@@ -15,8 +15,12 @@ namespace codex {
 
 struct PracticeSet {
   std::vector<Problem> train, heldout;
+  std::vector<Problem> rl;  // the `extra` instances: problems for RL that SFT never learned from
 };
-// Deterministic for a seed (the seed shuffles the train order and picks test inputs).
-PracticeSet make_practice_set(uint64_t seed);
+// Deterministic for a seed (the seed shuffles the train order and picks test inputs). `extra`
+// more instances per numeric family go to `rl` (k = 31 .. 30 + extra; not the families named by
+// a word, which would repeat a held-out word, nor `repeat`, whose strings grow with k); train
+// and held-out do not change with it.
+PracticeSet make_practice_set(uint64_t seed, int64_t extra = 0);
 
 }  // namespace codex

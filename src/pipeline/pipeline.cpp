@@ -233,10 +233,15 @@ const std::map<std::string, std::vector<std::string>>& stage_keys() {
       {"sft", {"run.seed", "sft.", "train.", "optim."}},
       {"prefs", {"run.seed", "pipeline.prefs_", "generate.", "eval.max_new_tokens", "eval.sandbox"}},
       {"reward", {"run.seed", "reward.", "train.", "optim.", "pipeline.reward_model"}},
-      {"ppo", {"run.seed", "ppo.", "train.", "optim.", "generate.", "eval.sandbox", "eval.timeout", "pipeline.reward_model"}},
+      {"ppo", {"run.seed", "ppo.", "train.", "optim.", "generate.", "eval.sandbox", "eval.timeout", "pipeline.reward_model",
+               "pipeline.ppo_prompts"}},
       {"eval", {"run.seed", "eval.", "generate.", "pipeline.eval_sets", "pipeline.humaneval_limit"}}};
   return k;
 }
+// Keys added after runs existed, with their defaults: at the default they stay out of a stage's
+// fingerprint, so a run made before the key existed is not redone by a newer binary.
+const std::map<std::string, std::string> kAddedLater = {
+    {"pipeline.practice_extra", "0"}, {"pipeline.ppo_prompts", "train"}, {"ppo.exec_reward", "outcome"}};
 const std::vector<std::string> kVolatile = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                                             "train.data", "sft.init", "sft.data", "reward.init", "reward.data",
                                             "ppo.init", "ppo.reward_model", "ppo.prompts", "eval.workers"};
@@ -288,6 +293,7 @@ std::map<std::string, std::string> normalised(const std::string& stage, const Co
     for (auto& v : kVolatile) keep = keep && key != v;
     for (auto& v : kCorpusKeys) keep = keep && key != v;
     if (!keep) continue;
+    if (auto added = kAddedLater.find(key); added != kAddedLater.end() && added->second == value) continue;
     std::string y = value;
     for (size_t at; (at = y.find(out_dir)) != std::string::npos;) y.replace(at, out_dir.size(), "<O>");
     kept[key] = y;
@@ -443,6 +449,7 @@ class Pipeline {
         summaries_[st] = json::parse(read_file(done), nullptr, false);
         continue;
       }
+      if (rank_ == 0) fs::remove(dir / "FAILED");  // an earlier run's failure: this run tries again
       InterruptMessage::stage(stage_dir_name(i));
       spdlog::info("pipeline: ---- {} ----", stage_dir_name(i));
       const auto t0 = std::chrono::steady_clock::now();
@@ -461,7 +468,9 @@ class Pipeline {
       summaries_[st] = summary;
     }
     json summary = read_summary();
-    if (rank_ == 0 && add_paired(summary)) write_file_atomic(fs::path(out_) / "summary.json", summary.dump(2) + "\n");
+    const bool paired = add_paired(summary);
+    if (rank_ == 0 && (add_stage_seconds(summary) || paired))
+      write_file_atomic(fs::path(out_) / "summary.json", summary.dump(2) + "\n");
     if (rank_ == 0) {
       try {
         run_self({"report", "--run", out_}, "report");
@@ -497,7 +506,11 @@ class Pipeline {
       if (c.ppo.ref.empty()) c.ppo.ref = c.ppo.init;
       if (c.pipeline.reward_model) c.ppo.reward_model = (O / "07-reward").string();
       else c.ppo.w_rm = 0;
-      c.ppo.prompts = (O / "04-problems" / "train.jsonl").string();
+      // train: the problems SFT learned from; rl: the practice_extra ones SFT never saw; both.
+      c.ppo.prompts = (O / "04-problems" / (c.pipeline.ppo_prompts == "train" ? "train.jsonl"
+                                            : c.pipeline.ppo_prompts == "rl"  ? "rl.jsonl"
+                                                                              : "train_and_rl.jsonl"))
+                          .string();
       // U = alpha L_SFT + beta L_RLHF + gamma Omega: the SFT term on the SFT stage's own data.
       if (c.ppo.alpha > 0 && c.ppo.ptx_data.empty()) c.ppo.ptx_data = (O / "05-sft" / "data.jsonl").string();
     }
@@ -568,7 +581,10 @@ class Pipeline {
 
   void wait_for(const fs::path& dir) {
     while (!fs::exists(dir / "DONE")) {
-      if (fs::exists(dir / "FAILED")) throw RunError("pipeline: rank 0 failed in " + dir.filename().string());
+      // A FAILED left by an earlier run (older than this one) is rank 0's to clear, not a failure now.
+      std::error_code ec;
+      const auto failed_at = fs::last_write_time(dir / "FAILED", ec);
+      if (!ec && failed_at >= started_) throw RunError("pipeline: rank 0 failed in " + dir.filename().string());
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
@@ -619,16 +635,18 @@ class Pipeline {
   }
 
   json problems_stage(const Config& c, const fs::path& dir) {
-    std::vector<Problem> train, heldout;
+    std::vector<Problem> train, heldout, rl;
     json s = json::object();
     if (c.pipeline.practice) {
       run_self({"data", "practice", "--out", (dir / "practice").string(), "--seed",
-                std::to_string(c.pipeline.practice_seed), "--force"},
+                std::to_string(c.pipeline.practice_seed), "--extra", std::to_string(c.pipeline.practice_extra), "--force"},
                "data practice");
       train = read_problems((dir / "practice" / "train.jsonl").string());
       heldout = read_problems((dir / "practice" / "heldout.jsonl").string());
+      if (c.pipeline.practice_extra > 0) rl = read_problems((dir / "practice" / "rl.jsonl").string());
       s["practice_train"] = train.size();
       s["practice_heldout"] = heldout.size();
+      s["practice_rl"] = rl.size();
     }
     if (c.pipeline.extract) {
       std::vector<std::string> a = {"data", "problems", "run.dir=" + (dir / "extracted").string(),
@@ -644,6 +662,10 @@ class Pipeline {
     }
     write_problems((dir / "train.jsonl").string(), train);
     write_problems((dir / "heldout.jsonl").string(), heldout);
+    write_problems((dir / "rl.jsonl").string(), rl);  // PPO only (pipeline.ppo_prompts): never SFT demos
+    std::vector<Problem> both = train;
+    both.insert(both.end(), rl.begin(), rl.end());
+    write_problems((dir / "train_and_rl.jsonl").string(), both);
     s["train"] = train.size();
     s["heldout"] = heldout.size();
     return s;
@@ -778,6 +800,28 @@ class Pipeline {
     return true;
   }
 
+  // summary["stage_seconds"]: each stage's wall time on rank 0 (from its DONE: a stage skipped as
+  // done earlier keeps the time it took then) and their "total". Returns whether it changed.
+  bool add_stage_seconds(json& summary) const {
+    if (!summary.is_object()) return false;
+    json secs = json::object();
+    double total = 0;
+    for (size_t i = 0; i < kStages.size(); ++i) {
+      auto it = summaries_.find(kStages[i]);
+      if (it == summaries_.end() || !it->second.is_object() || !it->second.contains("seconds") ||
+          !it->second["seconds"].is_number())
+        continue;
+      const double v = it->second["seconds"].get<double>();
+      secs[stage_dir_name(i)] = v;
+      total += v;
+    }
+    if (secs.empty()) return false;
+    secs["total"] = total;
+    if (summary.contains("stage_seconds") && summary["stage_seconds"] == secs) return false;
+    summary["stage_seconds"] = secs;
+    return true;
+  }
+
   json read_summary() {
     const fs::path p = fs::path(out_) / "summary.json";
     if (fs::exists(p)) return json::parse(read_file(p), nullptr, false);
@@ -797,6 +841,7 @@ class Pipeline {
   std::string out_;
   int rank_ = 0;
   std::map<std::string, json> summaries_;
+  fs::file_time_type started_ = fs::file_time_type::clock::now();  // a FAILED older than this is stale
 };
 
 // The entries of a folder, for messages: "report.html, summary.json, 01-tokenizer/ (+2 more)".
@@ -852,6 +897,9 @@ void check_inputs(const PipelineArgs& a, const Plan& p) {
   if (pc.reward_model && a.prefs.empty() && !pc.prefs_from_execution)
     throw UsageError("pipeline: the reward stage has no preferences: give --prefs, set "
                      "pipeline.prefs_from_execution=true, or pipeline.reward_model=false");
+  if (pc.ppo_prompts != "train" && !(pc.practice && pc.practice_extra > 0))
+    throw UsageError("pipeline.ppo_prompts=" + pc.ppo_prompts + " needs the practice set's RL problems: set "
+                     "pipeline.practice_extra > 0 (with pipeline.practice=true)");
   if (!pc.reward_model && !pc.practice && !pc.extract)
     throw UsageError("pipeline: ppo has no reward: without a reward model it needs problems with tests "
                      "(pipeline.practice or pipeline.extract)");

@@ -379,6 +379,9 @@ std::vector<ChartSpec> chart_specs(const std::string& stage) {
             {"Pass rate and safety", "rate", {"pass_rate", "safety_violations"}},
             {"PPO losses", "loss", {"loss", "policy_loss", "value_loss", "val_loss"}},
             {"Entropy and clip fraction", "value", {"entropy", "clipfrac"}},
+            {"Collapse and credit: per prompt, distinct samples / K, solved by >= 1, by all; value EV", "fraction",
+             {"distinct_completions", "prompts_solved", "prompts_all_passed", "explained_variance"}},
+            {"Training problems seen (distinct) and visits each", "count", {"problems_seen", "visits_per_problem"}},
             {"Response length", "tokens", {"response_length"}}};
   if (stage == "reward")
     return {{"Reward model loss", "loss", {"loss", "val_loss"}},
@@ -405,12 +408,17 @@ std::string compact_summary(const json& j) {
 }
 
 std::string section_stages(const Run& run) {
-  std::string s = "<h2 id=\"stages\">Stages</h2><table><tr><th>stage</th><th>status</th><th>summary (DONE)</th></tr>";
+  std::string s = "<h2 id=\"stages\">Stages</h2><table><tr><th>stage</th><th>status</th><th>seconds</th>"
+                  "<th>summary (DONE)</th></tr>";
   for (const auto& st : run.stages) {
-    std::string summary;
-    if (auto d = read_json(run.dir / st / "DONE")) summary = compact_summary(*d);
-    s += "<tr><td>" + html_escape(st) + "</td><td>" + stage_status_html(run, st) + "</td><td class=\"small\">" +
-         html_escape(summary) + "</td></tr>";
+    std::string summary, secs;
+    if (auto d = read_json(run.dir / st / "DONE")) {
+      summary = compact_summary(*d);
+      if (d->is_object() && d->contains("seconds") && (*d)["seconds"].is_number())
+        secs = fmt::format("{:.1f}", (*d)["seconds"].get<double>());
+    }
+    s += "<tr><td>" + html_escape(st) + "</td><td>" + stage_status_html(run, st) + "</td><td class=\"num\">" +
+         secs + "</td><td class=\"small\">" + html_escape(summary) + "</td></tr>";
   }
   return s + "</table>";
 }

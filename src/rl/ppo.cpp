@@ -11,6 +11,7 @@
 #include <chrono>
 #include <iostream>
 #include <random>
+#include <set>
 
 #include "checkpoint/checkpoint.h"
 #include "cli/registry.h"
@@ -240,6 +241,7 @@ struct Ppo {
   std::vector<Trainable>& trainables;
   Run& run;
   rl::KLController& klc;
+  std::vector<int64_t>& visits;  // per item: how often an iteration picked it so far (all ranks)
   int64_t P, K;  // prompts per iteration (all ranks), samples per prompt
   int W, rank;
   int64_t block, max_prompt;
@@ -254,17 +256,21 @@ struct Prompts {
   SamplingOptions so;
 };
 
+// The iteration's prompts over all ranks: epochs of seeded permutations of the items, P a step.
+std::vector<int64_t> iteration_picks(int64_t n_items, int64_t P, uint64_t seed, int64_t step) {
+  std::vector<int64_t> pick, perm;
+  int64_t pe = -1;
+  for (int64_t i = (step - 1) * P; i < step * P; ++i) {
+    if (i / n_items != pe) pe = i / n_items, perm = epoch_order(n_items, seed, pe, 0x51ED270B7A1ULL);
+    pick.push_back(perm[static_cast<size_t>(i % n_items)]);
+  }
+  return pick;
+}
+
 // Every rank computes the same list of the iteration's prompts and keeps its slice.
 Prompts pick_prompts(const Ppo& p, int64_t step) {
   const PPOConfig& pc = p.pc;
-  const int64_t N = static_cast<int64_t>(p.items.size());
-  std::vector<int64_t> pick;
-  std::vector<int64_t> perm;
-  int64_t pe = -1;
-  for (int64_t i = (step - 1) * p.P; i < step * p.P; ++i) {
-    if (i / N != pe) pe = i / N, perm = epoch_order(N, p.seed, pe, 0x51ED270B7A1ULL);
-    pick.push_back(perm[static_cast<size_t>(i % N)]);
-  }
+  const std::vector<int64_t> pick = iteration_picks(static_cast<int64_t>(p.items.size()), p.P, p.seed, step);
   const int64_t P_local = p.P / p.W;
   Prompts out;
   out.mine.assign(pick.begin() + p.rank * P_local, pick.begin() + (p.rank + 1) * P_local);
@@ -357,6 +363,14 @@ void execution_rewards(const Ppo& p, const Prompts& pr, const Rollout& ro, Score
     of.push_back(eval::Problem{it.task_id, it.prompt, "", it.test, it.entry_point});
     completions.push_back(ro.samples[i].text);
     which.push_back(i);
+  }
+  if (p.pc.exec_reward == "partial") {
+    const std::vector<rl::Grade> graded = rl::grade_completions_partial(*p.sandbox, of, completions);
+    for (size_t j = 0; j < which.size(); ++j) {
+      sc.outcome[which[j]] = static_cast<int>(graded[j].outcome);
+      sc.r_exec[which[j]] = rl::partial_execution_reward(graded[j]);
+    }
+    return;
   }
   const std::vector<rl::Outcome> graded = rl::grade_completions(*p.sandbox, of, completions);
   for (size_t j = 0; j < which.size(); ++j) {
@@ -509,15 +523,18 @@ struct IterationSums {
   double rows = 0, reward = 0, reward_rm = 0, reward_exec = 0, reward_custom = 0, omega = 0, violations = 0;
   double response_tokens = 0, passed = 0, tested = 0, syntax = 0, no_eos = 0, kl = 0, gen_tokens = 0;
   double explained_variance = 0, adv_abs = 0;
+  // Per prompt: distinct completion texts / K; prompts with >= 1 passing sample, with all passing.
+  double prompts = 0, distinct = 0, solved = 0, all_passed = 0;
 
   std::vector<double> pack() const {
     return {rows, reward, reward_rm, reward_exec, reward_custom, omega, violations, response_tokens,
-            passed, tested, syntax, no_eos, kl, gen_tokens, explained_variance, adv_abs};
+            passed, tested, syntax, no_eos, kl, gen_tokens, explained_variance, adv_abs,
+            prompts, distinct, solved, all_passed};
   }
   static IterationSums unpack(const std::vector<double>& g) {
-    TORCH_CHECK(g.size() == 16, "IterationSums::unpack: expected 16 values, got ", g.size());
-    return IterationSums{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13],
-                         g[14], g[15]};
+    TORCH_CHECK(g.size() == 20, "IterationSums::unpack: expected 20 values, got ", g.size());
+    return IterationSums{g[0],  g[1],  g[2],  g[3],  g[4],  g[5],  g[6],  g[7],  g[8],  g[9],
+                         g[10], g[11], g[12], g[13], g[14], g[15], g[16], g[17], g[18], g[19]};
   }
   IterationSums all_reduced(DistContext& dist) const { return unpack(dist.all_reduce_sum(pack())); }
 };
@@ -545,6 +562,19 @@ IterationSums local_sums(const Ppo& p, const Rollout& ro, const Scores& sc, cons
   s.gen_tokens = ro.gen_tokens;
   s.explained_variance = p.plan.critic ? rl::explained_variance(sc.old_values, av.returns, ro.resp) : 0.0;
   s.adv_abs = (av.advantages.abs() * ro.resp).sum().item<double>();
+  // Rows are prompt-major, K per prompt (generate_tokens keeps that order).
+  for (int64_t i0 = 0; i0 < ro.R; i0 += p.K) {
+    std::set<std::string> texts;
+    int64_t pass = 0, tested = 0;
+    for (int64_t i = i0; i < std::min(ro.R, i0 + p.K); ++i) {
+      texts.insert(ro.samples[i].text);
+      if (sc.outcome[i] >= 0) ++tested, pass += sc.outcome[i] == 0;
+    }
+    s.prompts += 1;
+    s.distinct += static_cast<double>(texts.size()) / static_cast<double>(p.K);
+    s.solved += tested > 0 && pass > 0;
+    s.all_passed += tested > 0 && pass == tested;
+  }
   return s;
 }
 
@@ -561,10 +591,17 @@ std::map<std::string, double> iteration_stats(const Ppo& p, const IterationSums&
       {"rollout_tokens_per_s", ro.seconds > 0 ? g.gen_tokens / (ro.seconds * W) * W : 0},
       {"scoring_tokens_per_s", sc.seconds > 0 ? static_cast<double>(ro.b.real_tokens) / sc.seconds * W : 0},
       {"update_tokens_per_s", up.seconds > 0 ? up.tokens / up.seconds * W : 0},
-      {"explained_variance", g.explained_variance / W}};
+      {"explained_variance", g.explained_variance / W},
+      {"distinct_completions", g.distinct / g.prompts}};
+  int64_t seen = 0, visits = 0;
+  for (int64_t v : p.visits) seen += v > 0, visits += v;
+  stats["problems_seen"] = static_cast<double>(seen);  // distinct items picked so far
+  stats["visits_per_problem"] = seen > 0 ? static_cast<double>(visits) / static_cast<double>(seen) : 0.0;
   if (g.tested > 0) {
     stats["pass_rate"] = g.passed / g.tested;
     stats["syntax_error_rate"] = g.syntax / g.tested;
+    stats["prompts_solved"] = g.solved / g.prompts;      // >= 1 of the K samples passed
+    stats["prompts_all_passed"] = g.all_passed / g.prompts;  // every sample passed: no signal left
   }
   auto acc = up.acc;
   const double ut = std::max(1.0, up.count);
@@ -582,6 +619,7 @@ std::map<std::string, double> iteration_stats(const Ppo& p, const IterationSums&
 // The recipe of one iteration; the KL coefficient adapts to the iteration's mean KL at the end.
 StepOut iteration(Ppo& p, int64_t step) {
   const Prompts prompts = pick_prompts(p, step);
+  for (int64_t i : iteration_picks(static_cast<int64_t>(p.items.size()), p.P, p.seed, step)) ++p.visits[i];
   const Rollout ro = roll_out(p, prompts);
   const Scores sc = score(p, prompts, ro);
   const rl::Advantages av = advantages(p, ro, sc);
@@ -626,8 +664,13 @@ json ppo(const Config& config, const CustomReward& custom) {
   // -- the driver: iterations, checkpoints --
   const TokenTable table = TokenTable::from(tok);
   const int64_t block = plan.gcfg.block_size;
+  std::vector<int64_t> visits(items.size(), 0);  // the iterations before a resume picked these too
+  for (int64_t s = 1; s <= start_step; ++s)
+    for (int64_t i : iteration_picks(static_cast<int64_t>(items.size()), pc.rollout.prompts_per_step,
+                                     static_cast<uint64_t>(run.cfg().run.seed), s))
+      ++visits[i];
   Ppo p{pc, config.train, run.cfg(), plan, tok, table, items, safety, custom, sandbox.get(), models, opt.trainables,
-        run, klc, pc.rollout.prompts_per_step, pc.rollout.samples_per_prompt, run.dist().world_size(),
+        run, klc, visits, pc.rollout.prompts_per_step, pc.rollout.samples_per_prompt, run.dist().world_size(),
         run.dist().rank(), block, block - pc.rollout.max_new_tokens, static_cast<uint64_t>(run.cfg().run.seed),
         run.device()};
   DriverSpec spec;

@@ -31,6 +31,74 @@ std::string graded_program(const std::string& program) {
          "    raise RuntimeError('" + std::string(kTag) + "error') from None\n";
 }
 
+std::string partial_graded_program(const std::string& program) {
+  const std::string lit = nlohmann::json(program).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string tag = kTag;
+  // Names inside the class body start with one underscore: Python mangles "__x" there.
+  return "_codex_src = " + lit + "\n"
+         "import ast as _codex_ast\n"
+         "try:\n"
+         "    _codex_tree = _codex_ast.parse(_codex_src)\n"
+         "    compile(_codex_src, '<string>', 'exec')\n"
+         "except BaseException:\n"
+         "    raise RuntimeError('" + tag + "syntax') from None\n"
+         "_codex_n = [0, 0]\n"
+         "class _CodexAsserts(_codex_ast.NodeTransformer):\n"
+         "    def visit_Assert(self, node):\n"
+         "        guard = _codex_ast.parse('try:\\n    _codex_n[1] += 1\\n    pass\\n    _codex_n[0] += 1\\n'\n"
+         "                                 'except Exception:\\n    pass\\n').body[0]\n"
+         "        guard.body[1] = node\n"
+         "        return _codex_ast.copy_location(guard, node)\n"
+         "for _codex_f in _codex_tree.body:\n"
+         "    if isinstance(_codex_f, _codex_ast.FunctionDef) and _codex_f.name == 'check':\n"
+         "        _CodexAsserts().visit(_codex_f)\n"
+         "_codex_code = compile(_codex_ast.fix_missing_locations(_codex_tree), '<string>', 'exec')\n"
+         "try:\n"
+         "    exec(_codex_code, {'__name__': '__main__', '_codex_n': _codex_n})\n"
+         "except BaseException:\n"
+         "    raise RuntimeError('" + tag + "error:%d/%d' % (_codex_n[0], _codex_n[1])) from None\n"
+         "if _codex_n[1] == 0 or _codex_n[0] < _codex_n[1]:\n"
+         "    raise RuntimeError('" + tag + "wrong:%d/%d' % (_codex_n[0], _codex_n[1]))\n";
+}
+
+Grade grade_of(const eval::ProgramResult& r) {
+  Grade g;
+  g.outcome = outcome_of(r);
+  if (g.outcome == Outcome::passed) {
+    g.share = 1;
+    return g;
+  }
+  const auto at = r.result.find(kTag);
+  if (at == std::string::npos) return g;
+  const std::string what = r.result.substr(at + std::string(kTag).size());
+  const auto colon = what.find(':'), slash = what.find('/');
+  if (colon == std::string::npos || slash == std::string::npos || slash < colon) return g;
+  try {
+    const double ok = std::stod(what.substr(colon + 1, slash - colon - 1)), ran = std::stod(what.substr(slash + 1));
+    if (ran > 0 && ok >= 0 && ok <= ran) g.share = ok / ran;
+  } catch (const std::exception&) {  // not our tag's numbers: no credit
+  }
+  return g;
+}
+
+std::vector<Grade> grade_completions_partial(const eval::Sandbox& sandbox, const std::vector<eval::Problem>& problems,
+                                             const std::vector<std::string>& completions) {
+  if (problems.size() != completions.size())
+    throw std::logic_error("grade_completions_partial: one problem per completion");
+  std::vector<std::string> programs;
+  programs.reserve(completions.size());
+  for (size_t i = 0; i < completions.size(); ++i)
+    programs.push_back(partial_graded_program(eval::check_program(problems[i], completions[i])));
+  std::vector<Grade> out;
+  for (auto& r : sandbox.run_programs(programs)) out.push_back(grade_of(r));
+  return out;
+}
+
+double partial_execution_reward(const Grade& g) {
+  if (g.outcome == Outcome::wrong) return -0.3 + 0.6 * g.share;
+  return execution_reward(g.outcome);
+}
+
 Outcome outcome_of(const eval::ProgramResult& r) {
   if (r.passed) return Outcome::passed;
   const auto at = r.result.find(kTag);

@@ -25,6 +25,22 @@ std::vector<Outcome> grade_completions(const eval::Sandbox& sandbox, const std::
                                        const std::vector<std::string>& completions);
 // Rewards (CodeRL / RLTF's scale): passed 1, wrong -0.3, error -0.6, does not parse -1.
 double execution_reward(Outcome o);
+
+// Partial credit (`ppo.exec_reward=partial`): every assert statement of the test's top-level
+// `check` function runs on its own (one that fails or raises counts as not passed and the next
+// one still runs), so a wrong answer carries the share of asserts it passed. Asserts of the
+// completion itself are left as written. Passed = every assert ran and held.
+std::string partial_graded_program(const std::string& program);
+struct Grade {
+  Outcome outcome = Outcome::error;
+  double share = 0;  // asserts of check() passed / asserts run (0 when none ran)
+};
+Grade grade_of(const eval::ProgramResult& r);  // of partial_graded_program's result
+std::vector<Grade> grade_completions_partial(const eval::Sandbox& sandbox, const std::vector<eval::Problem>& problems,
+                                             const std::vector<std::string>& completions);
+// passed 1; wrong -0.3 + 0.6 x share (below a pass even at share 1: a program that raises outside
+// the asserts is not wrong but error); otherwise as execution_reward.
+double partial_execution_reward(const Grade& g);
 const char* outcome_name(Outcome o);
 
 // The seeds' disallowed set as regular expressions (ECMAScript); a literal string is a pattern too.

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <sstream>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -211,13 +212,29 @@ TEST_CASE("practice set: held-out pairs never in train, every canonical solution
   std::set<std::string> train_ids;
   for (auto& p : a.train) train_ids.insert(p.task_id);
   for (auto& p : a.heldout) REQUIRE(!train_ids.count(p.task_id));
+  // extra instances for RL: 9 numeric families (not repeat) x 5 (k 31..35); train and held-out unchanged
+  REQUIRE(a.rl.empty());
+  PracticeSet x = make_practice_set(0, 5);
+  REQUIRE(x.rl.size() == 9 * 5);
+  REQUIRE(x.train.size() == a.train.size());
+  REQUIRE(x.heldout.size() == a.heldout.size());
+  for (size_t i = 0; i < a.train.size(); ++i) REQUIRE(x.train[i].test == a.train[i].test);
+  for (size_t i = 0; i < a.heldout.size(); ++i) REQUIRE(x.heldout[i].test == a.heldout[i].test);
+  std::set<std::string> x_ids;
+  for (auto& p : x.rl) x_ids.insert(p.task_id);
+  REQUIRE(x_ids.size() == x.rl.size());
+  for (auto* set : {&x.train, &x.heldout})
+    for (auto& p : *set) REQUIRE(!x_ids.count(p.task_id));
+  REQUIRE(x_ids.count("Practice/add_35"));
+  REQUIRE(!x_ids.count("Practice/add_36"));
+  REQUIRE(!x_ids.count("Practice/repeat_31"));
   TempDir t;
   std::string probs;
-  for (auto* set : {&a.train, &a.heldout})
+  for (auto* set : {&a.train, &a.heldout, &x.rl})
     for (auto& p : *set) probs += problem_to_json(p).dump() + "\n";
   codex::test::write_text(t / "p.jsonl", probs);
   std::string samples;
-  for (auto* set : {&a.train, &a.heldout})
+  for (auto* set : {&a.train, &a.heldout, &x.rl})
     for (auto& p : *set) samples += json{{"task_id", p.task_id}, {"completion", p.canonical_solution}}.dump() + "\n";
   codex::test::write_text(t / "s.jsonl", samples);
   auto r = run_cli("eval samples --problems " + (t / "p.jsonl").string() + " --samples " + (t / "s.jsonl").string() +
@@ -277,10 +294,34 @@ TEST_CASE("pipeline: every stage end to end, a rerun skips, a changed stage is r
   }
   REQUIRE(json::parse(read_text(t / "o" / "06-prefs" / "DONE"))["given"] == 1);
   REQUIRE(fs::exists(t / "o" / "08-ppo" / "metrics.jsonl"));
+  // every rollout row has a test here: a prompt's pass fraction lies between "all passed" and "any passed"
+  std::istringstream ppo_metrics(read_text(t / "o" / "08-ppo" / "metrics.jsonl"));
+  for (std::string line; std::getline(ppo_metrics, line);) {
+    const json j = json::parse(line);
+    if (!j.contains("pass_rate")) continue;
+    CHECK(j["prompts_all_passed"].get<double>() <= j["pass_rate"].get<double>() + 1e-12);
+    CHECK(j["pass_rate"].get<double>() <= j["prompts_solved"].get<double>() + 1e-12);
+  }
+  // keys added later stay out of the fingerprints at their defaults (older runs are not redone)
+  CHECK(!json::parse(read_text(t / "o" / "04-problems" / "stage.json"))["config"].contains("pipeline.practice_extra"));
+  CHECK(json::parse(read_text(t / "o" / "04-problems" / "stage.json"))["config"].contains("pipeline.practice_seed"));
+  CHECK(!json::parse(read_text(t / "o" / "08-ppo" / "stage.json"))["config"].contains("ppo.exec_reward"));
+  CHECK(json::parse(read_text(t / "o" / "08-ppo" / "stage.json"))["config"].contains("ppo.w_exec"));
+  // wall time per stage: each DONE's seconds, and their total
+  double total = 0;
+  for (auto s : {"01-tokenizer", "02-data", "03-pretrain", "04-problems", "05-sft", "06-prefs", "07-reward", "08-ppo",
+                 "09-eval"}) {
+    const double secs = json::parse(read_text(t / "o" / s / "DONE"))["seconds"].get<double>();
+    CHECK(secs > 0);
+    CHECK(summary["stage_seconds"][s].get<double>() == secs);
+    total += secs;
+  }
+  CHECK(summary["stage_seconds"]["total"].get<double>() == Approx(total).epsilon(1e-12));
   // rerun: nothing to do
   auto again = run_cli(cmd);
   INFO(again.err);
   REQUIRE(again.code == 0);
+  CHECK(json::parse(read_text(t / "o" / "summary.json"))["stage_seconds"] == summary["stage_seconds"]);
   REQUIRE(again.err.find("05-sft done earlier; skipped") != std::string::npos);
   REQUIRE(again.err.find("---- ") == std::string::npos);
   // the same inputs spelled otherwise, from another working directory: still nothing to do; the

@@ -65,6 +65,17 @@ TEST_CASE("ppo: the reward rises on a toy task while the KL to the reference sta
     REQUIRE(late > early + 0.1);
     for (auto& j : m) REQUIRE(j["kl"].get<double>() < 8.0);
     if (std::string(adv) == "gae") REQUIRE(m.back().contains("value_loss"));
+    // 8 prompts, 4 an iteration, epochs of permutations: all 8 seen after 2 iterations, each 14*4/8 times
+    CHECK(m[0]["problems_seen"] == 4.0);
+    CHECK(m[1]["problems_seen"] == 8.0);
+    CHECK(m.back()["problems_seen"] == 8.0);
+    CHECK(m.back()["visits_per_problem"].get<double>() == 7.0);
+    for (auto& j : m) {  // distinct texts among a prompt's 4 samples: 1/4 .. 4/4, in quarters
+      const double d = j["distinct_completions"].get<double>();
+      CHECK(d >= 0.25);
+      CHECK(d <= 1.0);
+      CHECK(!j.contains("prompts_solved"));  // no tests: nothing to solve
+    }
   }
 }
 
@@ -92,7 +103,8 @@ TEST_CASE("ppo: the safety penalty lowers the rate of a disallowed pattern, resu
   auto mb = metrics(t / "b");
   REQUIRE(mb.size() == m.size());
   for (size_t i = 0; i < m.size(); ++i)
-    for (auto k : {"loss", "reward", "kl", "kl_coef", "entropy", "policy_loss", "value_loss", "safety_violations"}) {
+    for (auto k : {"loss", "reward", "kl", "kl_coef", "entropy", "policy_loss", "value_loss", "safety_violations",
+                   "problems_seen", "visits_per_problem", "distinct_completions"}) {
       INFO("step " << i + 1 << " " << k);
       REQUIRE(mb[i][k].get<double>() == m[i][k].get<double>());
     }
@@ -207,6 +219,54 @@ TEST_CASE("rewards: a correct solution with an emoji and CJK text passes in the 
   CHECK(oc[0] == rl::Outcome::passed);
   CHECK(rl::execution_reward(oc[0]) == 1.0);
   CHECK(oc[1] == rl::Outcome::wrong);
+}
+
+TEST_CASE("rewards: partial credit counts the test's asserts one by one", "[ppo][eval]") {
+  eval::SandboxOptions o;
+  o.timeout_s = 5.0;
+  o.workers = 2;
+  eval::Sandbox sb(o);
+  eval::Problem p;
+  p.task_id = "t/partial";
+  p.prompt = "def f(x):\n";
+  p.entry_point = "f";
+  // three asserts, the second inside a loop of two: four asserts run
+  p.test = "def check(candidate):\n    assert candidate(1) == 2\n    for v in (2, 3):\n        assert candidate(v) == v + 1, 'msg'\n"
+           "    assert candidate(0) == 1\n";
+  const std::vector<std::string> completions = {
+      "    return x + 1\n",                          // 4 of 4: passed
+      "    return 2 if x == 1 else x\n",             // only candidate(1) holds: 1 of 4
+      "    return x + 1 if x < 3 else x.nope\n",     // candidate(3) raises inside an assert: 3 of 4
+      "    return 1\n",                              // only candidate(0): 1 of 4
+      "    assert False\n",                          // the completion's own assert fails in every call: 0 of 4
+      "    return x +\n",                            // does not parse
+      "    return x + 1\nraise ValueError('x')\n",  // raises at module level before check runs
+      "    return x + 1\nimport sys\nsys.exit(0)\n"};  // ends before check: not a pass
+  const std::vector<eval::Problem> ps(completions.size(), p);
+  auto g = rl::grade_completions_partial(sb, ps, completions);
+  REQUIRE(g.size() == completions.size());
+  CHECK(g[0].outcome == rl::Outcome::passed);
+  CHECK(g[0].share == 1.0);
+  CHECK(g[1].outcome == rl::Outcome::wrong);
+  CHECK(g[1].share == Approx(0.25));
+  CHECK(g[2].outcome == rl::Outcome::wrong);
+  CHECK(g[2].share == Approx(0.75));
+  CHECK(g[3].share == Approx(0.25));
+  CHECK(g[4].outcome == rl::Outcome::wrong);
+  CHECK(g[4].share == 0.0);
+  CHECK(g[5].outcome == rl::Outcome::syntax);
+  CHECK(g[6].outcome == rl::Outcome::error);
+  CHECK(g[7].outcome == rl::Outcome::error);
+  // rewards: passed 1; wrong -0.3 + 0.6 x share; error -0.6; syntax -1
+  CHECK(rl::partial_execution_reward(g[0]) == 1.0);
+  CHECK(rl::partial_execution_reward(g[1]) == Approx(-0.15));
+  CHECK(rl::partial_execution_reward(g[2]) == Approx(0.15));
+  CHECK(rl::partial_execution_reward(g[4]) == Approx(-0.3));
+  CHECK(rl::partial_execution_reward(g[5]) == -1.0);
+  CHECK(rl::partial_execution_reward(g[6]) == -0.6);
+  // the pass / fail grading of the same programs agrees on what passes
+  auto oc = rl::grade_completions(sb, ps, completions);
+  for (size_t i = 0; i < oc.size(); ++i) CHECK((oc[i] == rl::Outcome::passed) == (g[i].outcome == rl::Outcome::passed));
 }
 
 TEST_CASE("ppo: 2 ranks whiten advantages over the whole rollout and match 1 process step by step", "[ppo][dist]") {
