@@ -43,6 +43,32 @@ std::pair<int64_t, int64_t> parse_runs(const std::string& s) {
   return {a, b};
 }
 
+// The checkpoint's model with an embedding (and untied head) of max(old rows, new vocabulary)
+// rows: the old rows copied, the added tokens' rows and any new ones set to the mean of the base
+// tokenizer's rows; every other parameter copied.
+GPT grown_model(LoadedModel& lm, int64_t new_vocab, int64_t base_vocab, const std::vector<int32_t>& added) {
+  GPTConfig g = lm.gpt;
+  g.vocab_size = std::max<int64_t>(g.vocab_size, new_vocab);
+  torch::manual_seed(0);
+  GPT model(g);
+  torch::NoGradGuard ng;
+  auto src = lm.model->named_parameters();
+  for (auto& kv : model->named_parameters()) {
+    const torch::Tensor* from = src.find(kv.key());
+    if (!from) throw std::runtime_error("tokenizer extend: checkpoint lacks parameter " + kv.key());
+    if (kv.key() != "wte.weight" && kv.key() != "lm_head.weight") {  // both (V, C): new rows get the mean
+      kv.value().copy_(*from);
+      continue;
+    }
+    const int64_t old_rows = from->size(0);
+    kv.value().slice(0, 0, old_rows).copy_(*from);
+    auto mean = from->slice(0, 0, base_vocab).mean(0);  // over the base tokenizer's tokens
+    for (int32_t id : added) kv.value()[id].copy_(mean);
+    if (g.vocab_size > old_rows) kv.value().slice(0, old_rows).copy_(mean.expand({g.vocab_size - old_rows, mean.size(0)}));
+  }
+  return model;
+}
+
 int run_extend(Invocation& inv) {
   const std::string out = inv.require("out");
   auto [lo, hi] = parse_runs(inv.require("whitespace-runs"));
@@ -89,27 +115,8 @@ int run_extend(Invocation& inv) {
   if (lm->gpt.vocab_size < base.vocab_size())
     throw UsageError("tokenizer extend: the checkpoint's embedding has " + std::to_string(lm->gpt.vocab_size) +
                      " rows, fewer than the tokenizer's " + std::to_string(base.vocab_size()) + " tokens");
-  GPTConfig g = lm->gpt;
-  g.vocab_size = std::max<int64_t>(g.vocab_size, bpe->vocab_size());
-  torch::manual_seed(0);
-  GPT model(g);
-  {
-    torch::NoGradGuard ng;
-    auto src = lm->model->named_parameters();
-    for (auto& kv : model->named_parameters()) {
-      const torch::Tensor* from = src.find(kv.key());
-      if (!from) throw std::runtime_error("tokenizer extend: checkpoint lacks parameter " + kv.key());
-      if (kv.key() != "wte.weight" && kv.key() != "lm_head.weight") {  // both (V, C): new rows get the mean
-        kv.value().copy_(*from);
-        continue;
-      }
-      const int64_t old_rows = from->size(0);
-      kv.value().slice(0, 0, old_rows).copy_(*from);
-      auto mean = from->slice(0, 0, base.vocab_size()).mean(0);  // over the base tokenizer's tokens
-      for (int32_t id : added) kv.value()[id].copy_(mean);
-      if (g.vocab_size > old_rows) kv.value().slice(0, old_rows).copy_(mean.expand({g.vocab_size - old_rows, mean.size(0)}));
-    }
-  }
+  GPT model = grown_model(*lm, bpe->vocab_size(), base.vocab_size(), added);
+  const GPTConfig& g = model->cfg;
   Config cfg = lm->config;
   cfg.model.vocab_size = g.vocab_size;
   std::string tmpl = (fs::temp_directory_path() / "codex-extend-XXXXXX").string();

@@ -177,6 +177,84 @@ std::vector<std::string> Invocation::all(const std::string& flag) const {
   return it == flags.end() ? std::vector<std::string>{} : it->second;
 }
 
+namespace {
+
+// The flag at args[i] (`--name`, `--name=value` or `--name value`: i then moves past the value)
+// into inv, checked against the command's flags; `--config FILE` sets inv.config_path.
+void parse_flag(const std::vector<std::string>& args, size_t& i, const std::string& name, Invocation& inv) {
+  const CommandSpec* spec = inv.spec;
+  const std::string& a = args[i];
+  std::string fname = a.substr(2), value;
+  bool has_value = false;
+  auto eq = fname.find('=');
+  if (eq != std::string::npos) {
+    value = fname.substr(eq + 1);
+    fname = fname.substr(0, eq);
+    has_value = true;
+  }
+  if (fname == "config") {
+    if (!has_value) {
+      if (i + 1 >= args.size()) throw UsageError("--config needs a file");
+      value = args[++i];
+    }
+    if (!inv.config_path.empty())
+      throw UsageError("--config given twice; use one file (it may name another with 'base: FILE')");
+    inv.config_path = value;
+    return;
+  }
+  const FlagSpec* fs = nullptr;
+  for (auto& f : spec->flags)
+    if (f.name == fname) fs = &f;
+  if (!fs) {
+    std::string known = "--config";
+    for (auto& f : spec->flags) known += ", --" + f.name;
+    throw UsageError("unknown flag '--" + fname + "' for '" + name + (spec->sub.empty() ? "" : " " + spec->sub) +
+                     "' (known: " + known + ")");
+  }
+  if (fs->takes_value && !has_value) {
+    if (i + 1 >= args.size()) throw UsageError("--" + fname + " needs a value");
+    value = args[++i];
+  }
+  if (!fs->takes_value) {
+    if (has_value) throw UsageError("--" + fname + " takes no value");
+    value = "true";
+  }
+  // Given twice, a flag that takes one value is a mistake (which one was meant?), never "the last".
+  if (!fs->repeatable && inv.flags.count(fname))
+    throw UsageError("--" + fname + " given twice" +
+                     (fs->takes_value ? " ('" + inv.flags[fname].back() + "' and '" + value + "')" : std::string()) +
+                     "; give it once");
+  inv.flags[fname].push_back(value);
+}
+
+// The subcommand args[1] names among `matches` (the entries of command `name`); nullptr after
+// printing the list of subcommands for `name [--help]` (exit status in `code`).
+const CommandSpec* pick_subcommand(const std::string& name, const std::vector<const CommandSpec*>& matches,
+                                   const std::vector<std::string>& args, int& code) {
+  const size_t i = 1;
+  if (i >= args.size() || args[i] == "--help" || args[i] == "-h") {
+    std::ostream& os = i < args.size() ? std::cout : std::cerr;
+    os << "usage: " << kProgram << " " << name << " <subcommand> ...\n\nsubcommands:\n";
+    for (auto* c : matches) os << "  " << c->sub << std::string(c->sub.size() < 12 ? 12 - c->sub.size() : 1, ' ') << c->summary << "\n";
+    code = i < args.size() ? 0 : 2;
+    return nullptr;
+  }
+  const CommandSpec* spec = nullptr;
+  for (auto* c : matches)
+    if (c->sub == args[i]) spec = c;
+  if (!spec) {
+    std::string subs;
+    std::vector<std::string> names;
+    for (auto* c : matches) subs += (subs.empty() ? "" : ", ") + c->sub, names.push_back(c->sub);
+    const std::string near = closest_name(args[i], names);
+    throw UsageError("unknown subcommand '" + name + " " + args[i] + "' (" +
+                     (near.empty() ? "" : "did you mean '" + name + " " + near + "'? ") + "expected one of: " + subs + ")");
+  }
+  return spec;
+}
+
+}  // namespace
+
 int dispatch(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--version" || args[0] == "version")) {
@@ -205,27 +283,11 @@ int dispatch(int argc, char** argv) {
   }
 
   size_t i = 1;
-  const CommandSpec* spec = nullptr;
-  bool has_subs = !(matches.size() == 1 && matches[0]->sub.empty());
-  if (!has_subs) {
-    spec = matches[0];
-  } else {
-    if (i >= args.size() || args[i] == "--help" || args[i] == "-h") {
-      std::ostream& os = i < args.size() ? std::cout : std::cerr;
-      os << "usage: " << kProgram << " " << name << " <subcommand> ...\n\nsubcommands:\n";
-      for (auto* c : matches) os << "  " << c->sub << std::string(c->sub.size() < 12 ? 12 - c->sub.size() : 1, ' ') << c->summary << "\n";
-      return i < args.size() ? 0 : 2;
-    }
-    for (auto* c : matches)
-      if (c->sub == args[i]) spec = c;
-    if (!spec) {
-      std::string subs;
-      std::vector<std::string> names;
-      for (auto* c : matches) subs += (subs.empty() ? "" : ", ") + c->sub, names.push_back(c->sub);
-      const std::string near = closest_name(args[i], names);
-      throw UsageError("unknown subcommand '" + name + " " + args[i] + "' (" +
-                       (near.empty() ? "" : "did you mean '" + name + " " + near + "'? ") + "expected one of: " + subs + ")");
-    }
+  const CommandSpec* spec = matches[0];
+  if (!(matches.size() == 1 && matches[0]->sub.empty())) {
+    int code = 0;
+    spec = pick_subcommand(name, matches, args, code);
+    if (!spec) return code;
     ++i;
   }
 
@@ -238,47 +300,7 @@ int dispatch(int argc, char** argv) {
       return 0;
     }
     if (a.rfind("--", 0) == 0) {
-      std::string fname = a.substr(2), value;
-      bool has_value = false;
-      auto eq = fname.find('=');
-      if (eq != std::string::npos) {
-        value = fname.substr(eq + 1);
-        fname = fname.substr(0, eq);
-        has_value = true;
-      }
-      if (fname == "config") {
-        if (!has_value) {
-          if (i + 1 >= args.size()) throw UsageError("--config needs a file");
-          value = args[++i];
-        }
-        if (!inv.config_path.empty())
-          throw UsageError("--config given twice; use one file (it may name another with 'base: FILE')");
-        inv.config_path = value;
-        continue;
-      }
-      const FlagSpec* fs = nullptr;
-      for (auto& f : spec->flags)
-        if (f.name == fname) fs = &f;
-      if (!fs) {
-        std::string known = "--config";
-        for (auto& f : spec->flags) known += ", --" + f.name;
-        throw UsageError("unknown flag '--" + fname + "' for '" + name + (spec->sub.empty() ? "" : " " + spec->sub) +
-                         "' (known: " + known + ")");
-      }
-      if (fs->takes_value && !has_value) {
-        if (i + 1 >= args.size()) throw UsageError("--" + fname + " needs a value");
-        value = args[++i];
-      }
-      if (!fs->takes_value) {
-        if (has_value) throw UsageError("--" + fname + " takes no value");
-        value = "true";
-      }
-      // Given twice, a flag that takes one value is a mistake (which one was meant?), never "the last".
-      if (!fs->repeatable && inv.flags.count(fname))
-        throw UsageError("--" + fname + " given twice" +
-                         (fs->takes_value ? " ('" + inv.flags[fname].back() + "' and '" + value + "')" : std::string()) +
-                         "; give it once");
-      inv.flags[fname].push_back(value);
+      parse_flag(args, i, name, inv);
     } else if (a.find('=') != std::string::npos && a[0] != '=') {
       inv.overrides.push_back(a);
     } else if (spec->takes_positional) {

@@ -63,6 +63,54 @@ std::string steps_program(const FunctionCandidate& c) {
   return p;
 }
 
+// Which steps succeeded both times, from the replay program's marker line (none when it failed).
+std::vector<bool> steps_passed(const eval::ProgramResult& replay, size_t n_steps) {
+  std::vector<bool> ok(n_steps, false);
+  const std::string& o = replay.stdout_text;
+  size_t m = o.rfind(kStepsMarker);
+  if (replay.passed && m != std::string::npos) {
+    try {
+      auto j = nlohmann::json::parse(o.substr(m + std::string(kStepsMarker).size()));
+      for (size_t s = 0; s < ok.size() && s < j.size(); ++s) ok[s] = j[s].get<bool>();
+    } catch (const std::exception&) {
+    }
+  }
+  return ok;
+}
+
+// The candidate's test from its passing steps: each assert with the setup steps before it, at
+// most max_tests asserts. False (test left empty) when no assert passed.
+bool assemble_test(FunctionCandidate& c, const std::vector<bool>& ok, int64_t max_tests,
+                   nlohmann::ordered_json& stats) {
+  std::string body;
+  std::string pending_setup;
+  int64_t asserts = 0;
+  for (size_t s = 0; s < c.steps.size(); ++s) {
+    if (!ok[s]) {
+      ++counter(stats, "tests", "steps_failed");
+      continue;
+    }
+    if (c.steps[s].first == "setup") {
+      pending_setup += indent(c.steps[s].second, "    ");
+      continue;
+    }
+    if (asserts >= max_tests) {
+      ++counter(stats, "tests", "asserts_over_limit");
+      continue;
+    }
+    body += pending_setup + indent(c.steps[s].second, "    ");
+    pending_setup.clear();
+    ++asserts;
+  }
+  if (asserts == 0) {
+    ++counter(stats, "tests", "no_passing_assert");
+    return false;
+  }
+  c.problem.test = "def check(candidate):\n" + body;
+  counter(stats, "tests", "asserts_kept") += asserts;
+  return true;
+}
+
 }  // namespace
 
 std::string python_string_literal(const std::string& s) {
@@ -228,43 +276,7 @@ void build_tests(std::vector<FunctionCandidate>& cands, const eval::Sandbox& san
   for (size_t k = 0; k < with_steps.size(); ++k) {
     auto& c = cands[with_steps[k]];
     counter(stats, "tests", "steps") += static_cast<int64_t>(c.steps.size());
-    std::vector<bool> ok(c.steps.size(), false);
-    const std::string& o = replay[k].stdout_text;
-    size_t m = o.rfind(kStepsMarker);
-    if (replay[k].passed && m != std::string::npos) {
-      try {
-        auto j = nlohmann::json::parse(o.substr(m + std::string(kStepsMarker).size()));
-        for (size_t s = 0; s < ok.size() && s < j.size(); ++s) ok[s] = j[s].get<bool>();
-      } catch (const std::exception&) {
-      }
-    }
-    std::string body;
-    std::string pending_setup;
-    int64_t asserts = 0;
-    for (size_t s = 0; s < c.steps.size(); ++s) {
-      if (!ok[s]) {
-        ++counter(stats, "tests", "steps_failed");
-        continue;
-      }
-      if (c.steps[s].first == "setup") {
-        pending_setup += indent(c.steps[s].second, "    ");
-        continue;
-      }
-      if (asserts >= max_tests) {
-        ++counter(stats, "tests", "asserts_over_limit");
-        continue;
-      }
-      body += pending_setup + indent(c.steps[s].second, "    ");
-      pending_setup.clear();
-      ++asserts;
-    }
-    if (asserts == 0) {
-      ++counter(stats, "tests", "no_passing_assert");
-      continue;
-    }
-    c.problem.test = "def check(candidate):\n" + body;
-    counter(stats, "tests", "asserts_kept") += asserts;
-    assembled.push_back(with_steps[k]);
+    if (assemble_test(c, steps_passed(replay[k], c.steps.size()), max_tests, stats)) assembled.push_back(with_steps[k]);
   }
   // 2. The assembled test must pass as a whole, twice (as eval runs it: prompt + solution + test).
   for (size_t i : assembled) {

@@ -53,6 +53,141 @@ std::string call_assert(const Call& c) {
   return s + (c.result == "None" ? " is None" : " == " + c.result);
 }
 
+// The package's text files for the sandbox (those under /usr it reads in place): opts["files"]
+// {relative path: text} and stats files_copied / files_not_copied.
+void copy_package(const std::string& root, const std::string& package, nlohmann::json& opts,
+                  nlohmann::ordered_json& stats) {
+  std::error_code ec;
+  nlohmann::json files = nlohmann::json::object();
+  int64_t total = 0, skipped = 0;
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    std::string name = it->path().filename().string();
+    if (it->is_directory() && (name == ".git" || name == "__pycache__" || name == ".venv" || name == "node_modules")) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    auto size = static_cast<int64_t>(it->file_size(ec));
+    std::string text;
+    if (ec || size > kMaxCopyFile || ends_with(name, ".pyc") || !valid_utf8(text = read_file(it->path()))) {
+      ++skipped;
+      continue;
+    }
+    total += size;
+    if (total > kMaxCopyTotal)
+      throw UsageError("data trace: --package '" + package + "' holds more than 48 MiB of text files");
+    files[fs::relative(it->path(), root).string()] = text;
+  }
+  opts["files"] = files;
+  stats["files_copied"] = files.size();
+  stats["files_not_copied"] = skipped;
+}
+
+// What the tracing program printed: calls per function (file, line, qualified name), sorted
+// (shortest first) so the choice does not depend on process order, and the command's own line.
+using FunctionKey = std::tuple<std::string, int64_t, std::string>;
+struct Traced {
+  std::map<FunctionKey, std::map<std::pair<size_t, std::string>, Call>> by_fn;
+  nlohmann::ordered_json cmd_info = nlohmann::ordered_json::object();
+  int64_t recorded = 0, inconsistent = 0, mutated = 0;
+};
+
+Traced read_calls(const std::string& stdout_text) {
+  Traced t;
+  for (const auto& j : json_lines(stdout_text)) {
+    if (j.value("kind", "") == "command") {
+      t.cmd_info["status"] = j["status"];
+      t.cmd_info["processes"] = j["processes"];
+      t.cmd_info["output_tail"] = j["output_tail"];
+      continue;
+    }
+    ++t.recorded;
+    if (j["result"].is_null()) {
+      ++t.inconsistent;
+      continue;
+    }
+    if (j.value("mutated", false)) {
+      ++t.mutated;
+      continue;
+    }
+    Call c;
+    for (auto& a : j["args"]) c.args.push_back(a.get<std::string>());
+    for (auto& [k, v] : j["kwargs"].items()) c.kwargs.emplace_back(k, v.get<std::string>());
+    c.result = j["result"].get<std::string>();
+    std::string text = call_assert(c);
+    t.by_fn[{j["file"].get<std::string>(), j["lineno"].get<int64_t>(), j["name"].get<std::string>()}]
+           [{text.size(), text}] = std::move(c);
+  }
+  return t;
+}
+
+// One candidate per traced function whose definition the extractor takes (read here, parsed in
+// the sandbox), its steps the asserts of its first 4 x max_tests calls; counts the others.
+std::vector<FunctionCandidate> traced_candidates(const Traced& t, const std::string& root,
+                                                 const eval::Sandbox& sandbox, int64_t max_tests,
+                                                 int64_t& not_standalone) {
+  std::set<std::string> rels;
+  for (auto& [key, _] : t.by_fn) rels.insert(std::get<0>(key));
+  std::vector<std::pair<std::string, std::string>> files;
+  for (auto& rel : rels) {
+    fs::path p = fs::path(root) / rel;
+    try {
+      files.emplace_back(p.string(), read_file(p));
+    } catch (const UsageError&) {
+    }
+  }
+  nlohmann::ordered_json ex;  // extraction counts of every function in those files (not reported)
+  auto defs = extract_candidates(files, sandbox, true, ex);
+  std::map<std::pair<std::string, std::string>, std::vector<FunctionCandidate*>> by_name;
+  for (auto& d : defs) by_name[{d.file, d.name}].push_back(&d);
+  std::vector<FunctionCandidate> cands;
+  for (auto& [key, cs] : t.by_fn) {
+    auto& [rel, line, qual] = key;
+    FunctionCandidate* def = nullptr;
+    auto it = by_name.find({(fs::path(root) / rel).string(), qual});
+    if (it != by_name.end())
+      for (auto* d : it->second)
+        if (d->lineno == line || d->first_lineno == line) def = d;
+    if (!def) {
+      ++not_standalone;
+      continue;
+    }
+    FunctionCandidate c = *def;
+    c.steps.clear();  // tests come from the calls, not the doctests
+    size_t n = 0;
+    for (auto& [k, call] : cs) {
+      if (n++ >= static_cast<size_t>(4 * max_tests)) break;
+      c.steps.emplace_back("assert", k.second);
+    }
+    cands.push_back(std::move(c));
+  }
+  return cands;
+}
+
+// task ids: <path relative to the package>:<qualified name>, unique (a repeat gets "#2", "#3").
+void assign_traced_ids(std::vector<FunctionCandidate>& cands, const std::string& root) {
+  std::map<std::string, int> used;
+  for (auto& c : cands) {
+    std::string id = fs::relative(c.file, root).string() + ":" + c.name;
+    int k = ++used[id];
+    c.problem.task_id = k == 1 ? id : id + "#" + std::to_string(k);
+  }
+}
+
+// A UsageError saying that the command recorded nothing, with the end of its output.
+[[noreturn]] void no_calls(const Traced& t, const std::string& command, const std::string& root,
+                           const nlohmann::ordered_json& stats) {
+  std::string tail = t.cmd_info.value("output_tail", std::string());
+  if (tail.size() > 300) tail = tail.substr(tail.size() - 300);
+  for (auto& ch : tail)
+    if (ch == '\n') ch = ' ';
+  throw UsageError("data trace: `" + command + "` in " + root + " (exit status " +
+                   stats["command_status"].dump() + ") made no recordable calls of functions under that folder" +
+                   (tail.empty() ? std::string() : "; its output ends: " + tail));
+}
+
 }  // namespace
 
 nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, std::string command) {
@@ -87,31 +222,7 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
     opts["root"] = root;
   } else {
     opts["root"] = nullptr;
-    nlohmann::json files = nlohmann::json::object();
-    int64_t total = 0, skipped = 0;
-    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
-         it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (ec) break;
-      std::string name = it->path().filename().string();
-      if (it->is_directory() && (name == ".git" || name == "__pycache__" || name == ".venv" || name == "node_modules")) {
-        it.disable_recursion_pending();
-        continue;
-      }
-      if (!it->is_regular_file()) continue;
-      auto size = static_cast<int64_t>(it->file_size(ec));
-      std::string text;
-      if (ec || size > kMaxCopyFile || ends_with(name, ".pyc") || !valid_utf8(text = read_file(it->path()))) {
-        ++skipped;
-        continue;
-      }
-      total += size;
-      if (total > kMaxCopyTotal)
-        throw UsageError("data trace: --package '" + package + "' holds more than 48 MiB of text files");
-      files[fs::relative(it->path(), root).string()] = text;
-    }
-    opts["files"] = files;
-    stats["files_copied"] = files.size();
-    stats["files_not_copied"] = skipped;
+    copy_package(root, package, opts, stats);
   }
   eval::Sandbox runner(run_opts);
   make_output_dir(dir, "run.dir");
@@ -126,109 +237,32 @@ nlohmann::ordered_json trace_problems(const Config& cfg, std::string package, st
     throw RunError("data trace: the tracing program failed in the sandbox: " + res.result + " " +
                    res.stderr_text.substr(0, 500));
 
-  // Calls per function, sorted (shortest first) so the choice does not depend on process order.
-  std::map<std::tuple<std::string, int64_t, std::string>, std::map<std::pair<size_t, std::string>, Call>> by_fn;
-  nlohmann::ordered_json cmd_info = nlohmann::ordered_json::object();
-  int64_t recorded = 0, inconsistent = 0, mutated = 0;
-  for (const auto& j : json_lines(res.stdout_text)) {
-    if (j.value("kind", "") == "command") {
-      cmd_info["status"] = j["status"];
-      cmd_info["processes"] = j["processes"];
-      cmd_info["output_tail"] = j["output_tail"];
-      continue;
-    }
-    ++recorded;
-    if (j["result"].is_null()) {
-      ++inconsistent;
-      continue;
-    }
-    if (j.value("mutated", false)) {
-      ++mutated;
-      continue;
-    }
-    Call c;
-    for (auto& a : j["args"]) c.args.push_back(a.get<std::string>());
-    for (auto& [k, v] : j["kwargs"].items()) c.kwargs.emplace_back(k, v.get<std::string>());
-    c.result = j["result"].get<std::string>();
-    std::string text = call_assert(c);
-    by_fn[{j["file"].get<std::string>(), j["lineno"].get<int64_t>(), j["name"].get<std::string>()}]
-         [{text.size(), text}] = std::move(c);
-  }
-  stats["command_status"] = cmd_info.value("status", nlohmann::ordered_json());
-  stats["command_processes"] = cmd_info.value("processes", nlohmann::ordered_json());
+  const Traced t = read_calls(res.stdout_text);
+  stats["command_status"] = t.cmd_info.value("status", nlohmann::ordered_json());
+  stats["command_processes"] = t.cmd_info.value("processes", nlohmann::ordered_json());
   // (ordered_json keeps its keys in a vector: no references into `stats` across insertions)
   nlohmann::ordered_json calls = nlohmann::ordered_json::object();
-  calls["recorded"] = recorded;
-  calls["dropped"] = {{"different_results", inconsistent}, {"mutated_arguments", mutated}};
-  calls["functions"] = static_cast<int64_t>(by_fn.size());
+  calls["recorded"] = t.recorded;
+  calls["dropped"] = {{"different_results", t.inconsistent}, {"mutated_arguments", t.mutated}};
+  calls["functions"] = static_cast<int64_t>(t.by_fn.size());
   stats["calls"] = calls;
-  if (by_fn.empty()) {
-    std::string tail = cmd_info.value("output_tail", std::string());
-    if (tail.size() > 300) tail = tail.substr(tail.size() - 300);
-    for (auto& ch : tail)
-      if (ch == '\n') ch = ' ';
-    throw UsageError("data trace: `" + command + "` in " + root + " (exit status " +
-                     stats["command_status"].dump() + ") made no recordable calls of functions under that folder" +
-                     (tail.empty() ? std::string() : "; its output ends: " + tail));
-  }
+  if (t.by_fn.empty()) no_calls(t, command, root, stats);
 
-  // The traced functions' definitions, from their files (read on this side, parsed in the sandbox).
-  std::set<std::string> rels;
-  for (auto& [key, _] : by_fn) rels.insert(std::get<0>(key));
-  std::vector<std::pair<std::string, std::string>> files;
-  for (auto& rel : rels) {
-    fs::path p = fs::path(root) / rel;
-    try {
-      files.emplace_back(p.string(), read_file(p));
-    } catch (const UsageError&) {
-    }
-  }
   eval::Sandbox sandbox(so);
-  nlohmann::ordered_json ex;  // extraction counts of every function in those files (not reported)
-  auto defs = extract_candidates(files, sandbox, true, ex);
-  std::map<std::pair<std::string, std::string>, std::vector<FunctionCandidate*>> by_name;
-  for (auto& d : defs) by_name[{d.file, d.name}].push_back(&d);
-
   int64_t not_standalone = 0;
-  std::vector<FunctionCandidate> cands;
-  for (auto& [key, cs] : by_fn) {
-    auto& [rel, line, qual] = key;
-    FunctionCandidate* def = nullptr;
-    auto it = by_name.find({(fs::path(root) / rel).string(), qual});
-    if (it != by_name.end())
-      for (auto* d : it->second)
-        if (d->lineno == line || d->first_lineno == line) def = d;
-    if (!def) {
-      ++not_standalone;
-      continue;
-    }
-    FunctionCandidate c = *def;
-    c.steps.clear();  // tests come from the calls, not the doctests
-    size_t n = 0;
-    for (auto& [k, call] : cs) {
-      if (n++ >= static_cast<size_t>(4 * cfg.problems.max_tests)) break;
-      c.steps.emplace_back("assert", k.second);
-    }
-    cands.push_back(std::move(c));
-  }
+  std::vector<FunctionCandidate> cands = traced_candidates(t, root, sandbox, cfg.problems.max_tests, not_standalone);
   stats["functions_dropped"] = {{"not_standalone_or_no_docstring", not_standalone}};
   stats["dropped"] = nlohmann::ordered_json::object();
   dedupe_and_decontaminate(cands, index, stats);
   build_tests(cands, sandbox, cfg.problems.max_tests, "trace", "", stats);
-  // task ids: <path relative to the package>:<qualified name>
-  std::map<std::string, int> used;
-  for (auto& c : cands) {
-    std::string id = fs::relative(c.file, root).string() + ":" + c.name;
-    int k = ++used[id];
-    c.problem.task_id = k == 1 ? id : id + "#" + std::to_string(k);
-  }
+  assign_traced_ids(cands, root);
   stats["kept"] = static_cast<int64_t>(cands.size());
   std::vector<Problem> ps;
   for (auto& c : cands) ps.push_back(c.problem);
   write_problems((dir / "traced.jsonl").string(), ps);
   write_file_atomic(dir / "traced_stats.json", stats.dump(2) + "\n");
-  spdlog::info("data trace: {} calls recorded in {} functions -> {} problems with traced tests -> {}", recorded,
-               by_fn.size(), cands.size(), (dir / "traced.jsonl").string());
+  spdlog::info("data trace: {} calls recorded in {} functions -> {} problems with traced tests -> {}", t.recorded,
+               t.by_fn.size(), cands.size(), (dir / "traced.jsonl").string());
   return stats;
 }
 

@@ -170,6 +170,73 @@ torch::Tensor parity_mask(const AttnShape& s) {
   return m;
 }
 
+// One case of run_attention_parity: the kernel's output and gradients against the float64
+// reference (and LibTorch's own error in the dtype, with `baseline`), into c (errors, "ok").
+void attention_parity_case(nlohmann::json& c, const AttnShape& s, int64_t D, torch::ScalarType dtype,
+                           const torch::Device& dev, bool baseline) {
+  const char* names[4] = {"out", "dq", "dk", "dv"};
+  try {
+    auto mk = [&](int64_t t) { return torch::randn({s.B, s.H, t, D}, torch::kDouble).to(dtype); };
+    auto q = mk(s.Tq), k = mk(s.Tk), v = mk(s.Tk), g = mk(s.Tq);
+    auto mask = parity_mask(s);
+    // Reference: float64 ops on the CPU.
+    auto qd = q.to(torch::kDouble).requires_grad_(), kd = k.to(torch::kDouble).requires_grad_(),
+         vd = v.to(torch::kDouble).requires_grad_();
+    auto ref = attention_ops(qd, kd, vd, s.causal, mask);
+    ref.backward(g.to(torch::kDouble));
+    const torch::Tensor want[4] = {ref, qd.grad(), kd.grad(), vd.grad()};
+    // Fresh leaves on the device for each run (on the CPU, .to() alone would hand back q itself
+    // and the runs' gradients would pile up in one .grad).
+    auto leaf = [&](const torch::Tensor& t) { return t.to(dev).clone().requires_grad_(); };
+    // The kernel.
+    auto qc = leaf(q), kc = leaf(k), vc = leaf(v);
+    auto maskc = mask.defined() ? mask.to(dev) : torch::Tensor();
+    auto out = dev.is_cuda() ? kernel_attention(qc, kc, vc, s.causal, maskc)
+                             : attention_fused_cpu(qc, kc, vc, s.causal, maskc);
+    out.backward(g.to(dev));
+    if (dev.is_cuda()) torch::cuda::synchronize();
+    const torch::Tensor got[4] = {out, qc.grad(), kc.grad(), vc.grad()};
+    // Baseline: LibTorch's ops in the same dtype on the GPU.
+    torch::Tensor base[4];
+    if (baseline) {
+      auto qb = leaf(q), kb = leaf(k), vb = leaf(v);
+      auto ob = attention_ops(qb, kb, vb, s.causal, maskc);
+      ob.backward(g.to(dev));
+      base[0] = ob;
+      base[1] = qb.grad();
+      base[2] = kb.grad();
+      base[3] = vb.grad();
+    }
+    const double tol = dtype == torch::kBFloat16 ? 2e-2 : dtype == torch::kHalf ? 5e-3 : 1e-4;
+    bool ok = true;
+    for (int i = 0; i < 4; ++i) {
+      if (!got[i].defined()) {
+        c[std::string("missing_") + names[i]] = true;
+        ok = false;
+        continue;
+      }
+      const Err e = compare(got[i], want[i]);
+      const double scale1 = std::max(e.scale, 1.0);
+      double bar = tol;  // allowed max |err| / max(1, max |ref|)
+      c[std::string("err_") + names[i]] = e.abs;
+      c[std::string("scale_") + names[i]] = e.scale;
+      if (baseline && base[i].defined()) {
+        // LibTorch's own error in this dtype may lift the bar, at most to 5 x tol.
+        const Err eb = compare(base[i], want[i]);
+        c[std::string("ops_err_") + names[i]] = eb.abs;
+        bar = std::max(bar, std::min(2 * eb.abs / scale1, 5 * tol));
+      }
+      const bool pass = e.finite && e.abs <= bar * scale1;
+      if (!e.finite) c[std::string("nonfinite_") + names[i]] = true;
+      ok = ok && pass;
+    }
+    c["ok"] = ok;
+  } catch (const std::exception& e) {
+    c["ok"] = false;
+    c["error"] = first_line(e.what());
+  }
+}
+
 // The kernel vs float64 LibTorch ops on the CPU (inputs rounded to the kernel's dtype first, so
 // only the kernel's arithmetic differs), forward and dq, dk, dv. Pass: for each tensor, max |err|
 // <= tol * max(1, max |ref|) (bf16 2e-2, fp16 5e-3, float32 1e-4), or within twice the error
@@ -186,7 +253,6 @@ int run_attention_parity(cli::Invocation& inv, const torch::Device& dev) {
   const auto shapes = attention_parity_shapes(set);
   nlohmann::json cases = nlohmann::json::array();
   int64_t failures = 0;
-  const char* names[4] = {"out", "dq", "dk", "dv"};
   const std::vector<torch::ScalarType> dtypes =
       dev.is_cuda() ? std::vector<torch::ScalarType>{torch::kBFloat16, torch::kHalf} : std::vector<torch::ScalarType>{torch::kFloat};
   for (auto dtype : dtypes)
@@ -195,66 +261,7 @@ int run_attention_parity(cli::Invocation& inv, const torch::Device& dev) {
         const char* dtype_name = dtype == torch::kBFloat16 ? "bf16" : dtype == torch::kHalf ? "fp16" : "fp32";
         nlohmann::json c = {{"case", s.name}, {"dtype", dtype_name}, {"D", D}, {"B", s.B}, {"H", s.H},
                             {"Tq", s.Tq}, {"Tk", s.Tk}, {"causal", s.causal}, {"mask", s.mask}};
-        try {
-          auto mk = [&](int64_t t) { return torch::randn({s.B, s.H, t, D}, torch::kDouble).to(dtype); };
-          auto q = mk(s.Tq), k = mk(s.Tk), v = mk(s.Tk), g = mk(s.Tq);
-          auto mask = parity_mask(s);
-          // Reference: float64 ops on the CPU.
-          auto qd = q.to(torch::kDouble).requires_grad_(), kd = k.to(torch::kDouble).requires_grad_(),
-               vd = v.to(torch::kDouble).requires_grad_();
-          auto ref = attention_ops(qd, kd, vd, s.causal, mask);
-          ref.backward(g.to(torch::kDouble));
-          const torch::Tensor want[4] = {ref, qd.grad(), kd.grad(), vd.grad()};
-          // Fresh leaves on the device for each run (on the CPU, .to() alone would hand back q itself
-          // and the runs' gradients would pile up in one .grad).
-          auto leaf = [&](const torch::Tensor& t) { return t.to(dev).clone().requires_grad_(); };
-          // The kernel.
-          auto qc = leaf(q), kc = leaf(k), vc = leaf(v);
-          auto maskc = mask.defined() ? mask.to(dev) : torch::Tensor();
-          auto out = dev.is_cuda() ? kernel_attention(qc, kc, vc, s.causal, maskc)
-                                   : attention_fused_cpu(qc, kc, vc, s.causal, maskc);
-          out.backward(g.to(dev));
-          if (dev.is_cuda()) torch::cuda::synchronize();
-          const torch::Tensor got[4] = {out, qc.grad(), kc.grad(), vc.grad()};
-          // Baseline: LibTorch's ops in the same dtype on the GPU.
-          torch::Tensor base[4];
-          if (baseline) {
-            auto qb = leaf(q), kb = leaf(k), vb = leaf(v);
-            auto ob = attention_ops(qb, kb, vb, s.causal, maskc);
-            ob.backward(g.to(dev));
-            base[0] = ob;
-            base[1] = qb.grad();
-            base[2] = kb.grad();
-            base[3] = vb.grad();
-          }
-          const double tol = dtype == torch::kBFloat16 ? 2e-2 : dtype == torch::kHalf ? 5e-3 : 1e-4;
-          bool ok = true;
-          for (int i = 0; i < 4; ++i) {
-            if (!got[i].defined()) {
-              c[std::string("missing_") + names[i]] = true;
-              ok = false;
-              continue;
-            }
-            const Err e = compare(got[i], want[i]);
-            const double scale1 = std::max(e.scale, 1.0);
-            double bar = tol;  // allowed max |err| / max(1, max |ref|)
-            c[std::string("err_") + names[i]] = e.abs;
-            c[std::string("scale_") + names[i]] = e.scale;
-            if (baseline && base[i].defined()) {
-              // LibTorch's own error in this dtype may lift the bar, at most to 5 x tol.
-              const Err eb = compare(base[i], want[i]);
-              c[std::string("ops_err_") + names[i]] = eb.abs;
-              bar = std::max(bar, std::min(2 * eb.abs / scale1, 5 * tol));
-            }
-            const bool pass = e.finite && e.abs <= bar * scale1;
-            if (!e.finite) c[std::string("nonfinite_") + names[i]] = true;
-            ok = ok && pass;
-          }
-          c["ok"] = ok;
-        } catch (const std::exception& e) {
-          c["ok"] = false;
-          c["error"] = first_line(e.what());
-        }
+        attention_parity_case(c, s, D, dtype, dev, baseline);
         if (!c["ok"].get<bool>()) ++failures;
         std::cerr << "parity attention: " << (c["ok"].get<bool>() ? "ok  " : "FAIL") << " " << c.dump() << "\n";
         cases.push_back(c);
@@ -276,6 +283,108 @@ int run_attention_parity(cli::Invocation& inv, const torch::Device& dev) {
   return failures == 0 ? 0 : 1;
 }
 
+// The fused CPU kernel vs LibTorch ops, causal forward + backward in float32, T x D cases.
+int bench_attention_cpu(int64_t B, int64_t H, int64_t reps, int threads) {
+  nlohmann::json cases = nlohmann::json::array();
+  double min_ratio = 1e30, log_sum = 0;
+  int n = 0;
+  for (int64_t T : {256, 512, 1024})
+    for (int64_t D : {32, 64, 128}) {
+      auto q = torch::randn({B, H, T, D}), k = torch::randn({B, H, T, D}), v = torch::randn({B, H, T, D});
+      auto g = torch::randn({B, H, T, D});
+      const double ref = time_attention([](auto& a, auto& b, auto& c) { return attention_ops(a, b, c, true); }, q, k, v, g, reps);
+      const double fused =
+          time_attention([](auto& a, auto& b, auto& c) { return attention_fused_cpu(a, b, c, true); }, q, k, v, g, reps);
+      const double ratio = ref / fused;
+      min_ratio = std::min(min_ratio, ratio);
+      log_sum += std::log(ratio);
+      ++n;
+      cases.push_back({{"T", T}, {"D", D}, {"reference_ms", 1e3 * ref}, {"fused_ms", 1e3 * fused}, {"ratio", ratio}});
+    }
+  nlohmann::json out = {{"bench", "attention"}, {"device", "cpu"},       {"isa", cpu::attention_cpu_isa()},
+                        {"threads", threads},   {"batch", B},            {"heads", H},
+                        {"causal", true},       {"dtype", "float32"},    {"what", "forward+backward"},
+                        {"cases", cases},       {"min_ratio", min_ratio}, {"geomean_ratio", std::exp(log_sum / n)}};
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+// One CUDA case of run_bench_attention: the kernel's parity with float32 ops (failures also go to
+// `fails`), then the timings of the kernel, SDPA (LibTorch 2) and the ops reference.
+nlohmann::json bench_attention_cuda_case(torch::ScalarType dtype, int64_t T, int64_t D, const torch::Device& dev,
+                                         int64_t reps, double peak, nlohmann::json& fails) {
+  const int64_t Bc = T >= 2048 ? 4 : 8, Hc = 16;
+  auto o = torch::TensorOptions().dtype(dtype).device(dev);
+  auto q = torch::randn({Bc, Hc, T, D}, o), k = torch::randn({Bc, Hc, T, D}, o), v = torch::randn({Bc, Hc, T, D}, o);
+  auto g = torch::randn({Bc, Hc, T, D}, o);
+  nlohmann::json c = {{"dtype", dtype == torch::kBFloat16 ? "bf16" : "fp16"}, {"T", T}, {"D", D}, {"B", Bc}, {"H", Hc}};
+  try {
+    // Parity: the kernel vs float32 LibTorch ops (fwd + grads), on a slice small enough for ops.
+    auto qs = q.slice(0, 0, 1).detach().requires_grad_(), ks = k.slice(0, 0, 1).detach().requires_grad_(),
+         vs = v.slice(0, 0, 1).detach().requires_grad_();
+    auto gs = g.slice(0, 0, 1);
+    auto out = kernel_attention(qs, ks, vs, true);
+    out.backward(gs);
+    auto qf = qs.detach().to(torch::kFloat).requires_grad_(), kf = ks.detach().to(torch::kFloat).requires_grad_(),
+         vf = vs.detach().to(torch::kFloat).requires_grad_();
+    auto ref = attention_ops(qf, kf, vf, true);
+    ref.backward(gs.to(torch::kFloat));
+    auto err = [](const torch::Tensor& x, const torch::Tensor& y) {
+      return (x.to(torch::kFloat) - y.to(torch::kFloat)).abs().max().item<double>();
+    };
+    c["max_err_out"] = err(out, ref);
+    c["max_err_dq"] = err(qs.grad(), qf.grad());
+    c["max_err_dk"] = err(ks.grad(), kf.grad());
+    c["max_err_dv"] = err(vs.grad(), vf.grad());
+    if (T <= 1024) {  // the CPU kernel on the same inputs
+      auto cpu = attention_fused_cpu(qf.detach().cpu(), kf.detach().cpu(), vf.detach().cpu(), true);
+      c["max_err_vs_cpu_kernel"] = err(out.cpu(), cpu);
+    }
+    const double tol = dtype == torch::kBFloat16 ? 0.05 : 0.01;
+    bool ok = true;
+    for (const char* key : {"max_err_out", "max_err_dq", "max_err_dk", "max_err_dv"})
+      ok = ok && c[key].get<double>() < tol * 4;
+    c["parity_ok"] = ok;
+    if (!ok) fails.push_back(c);
+  } catch (const std::exception& e) {
+    c["parity_ok"] = false;
+    c["error"] = first_line(e.what());
+    fails.push_back(c);
+  }
+  // Causal forward (2 matmuls) + backward (5 matmuls), each 2 T^2 D flops, halved by the mask.
+  const double flops = 7.0 * static_cast<double>(Bc * Hc) * T * T * D;
+  auto rate = [&](const char* name, const AttnFn& f) {
+    try {
+      const double t = time_attention(f, q, k, v, g, reps);
+      c[std::string(name) + "_ms"] = 1e3 * t;
+      c[std::string(name) + "_tflops"] = flops / t / 1e12;
+      if (peak > 0) c[std::string(name) + "_mfu"] = flops / t / 1e12 / peak;
+    } catch (const std::exception& e) {
+      c[std::string(name) + "_error"] = first_line(e.what());
+    }
+  };
+  rate("kernel", [](auto& a, auto& b, auto& cc) { return kernel_attention(a, b, cc, true); });
+#if TORCH_VERSION_MAJOR >= 2
+  rate("torch_sdpa",
+       [](auto& a, auto& b, auto& cc) { return at::scaled_dot_product_attention(a, b, cc, {}, 0.0, true); });
+  try {
+    auto qs = q.slice(0, 0, 1), ks = k.slice(0, 0, 1), vs = v.slice(0, 0, 1);
+    torch::NoGradGuard ng;
+    c["max_err_vs_sdpa"] = (kernel_attention(qs, ks, vs, true).to(torch::kFloat) -
+                            at::scaled_dot_product_attention(qs, ks, vs, {}, 0.0, true).to(torch::kFloat))
+                               .abs()
+                               .max()
+                               .item<double>();
+  } catch (const std::exception& e) {
+    c["sdpa_error"] = first_line(e.what());
+  }
+#endif
+  // LibTorch ops (the (B, H, T, T) score matrix; model.attention=reference), the largest
+  // shapes skipped: (4, 16, 4096, 4096) scores are 2 GiB per copy in 16 bits.
+  if (T <= 2048) rate("reference", [](auto& a, auto& b, auto& cc) { return attention_ops(a, b, cc, true); });
+  return c;
+}
+
 int run_bench_attention(cli::Invocation& inv) {
   Config cfg = inv.config();
   const int threads = configure_threads(cfg.run.threads);
@@ -284,108 +393,17 @@ int run_bench_attention(cli::Invocation& inv) {
   const int64_t reps = inv.get_int("reps", 5), B = inv.get_int("batch", 2), H = inv.get_int("heads", 4);
   if (reps < 1 || B < 1 || H < 1) throw UsageError("--reps, --batch and --heads must be >= 1");
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
-  nlohmann::json cases = nlohmann::json::array();
-  double min_ratio = 1e30, log_sum = 0;
-  int n = 0;
   if (dev_name == "cpu" && inv.has("parity-only")) return run_attention_parity(inv, torch::Device(torch::kCPU));
-  if (dev_name == "cpu") {
-    for (int64_t T : {256, 512, 1024})
-      for (int64_t D : {32, 64, 128}) {
-        auto q = torch::randn({B, H, T, D}), k = torch::randn({B, H, T, D}), v = torch::randn({B, H, T, D});
-        auto g = torch::randn({B, H, T, D});
-        const double ref = time_attention([](auto& a, auto& b, auto& c) { return attention_ops(a, b, c, true); }, q, k, v, g, reps);
-        const double fused =
-            time_attention([](auto& a, auto& b, auto& c) { return attention_fused_cpu(a, b, c, true); }, q, k, v, g, reps);
-        const double ratio = ref / fused;
-        min_ratio = std::min(min_ratio, ratio);
-        log_sum += std::log(ratio);
-        ++n;
-        cases.push_back({{"T", T}, {"D", D}, {"reference_ms", 1e3 * ref}, {"fused_ms", 1e3 * fused}, {"ratio", ratio}});
-      }
-    nlohmann::json out = {{"bench", "attention"}, {"device", "cpu"},       {"isa", cpu::attention_cpu_isa()},
-                          {"threads", threads},   {"batch", B},            {"heads", H},
-                          {"causal", true},       {"dtype", "float32"},    {"what", "forward+backward"},
-                          {"cases", cases},       {"min_ratio", min_ratio}, {"geomean_ratio", std::exp(log_sum / n)}};
-    std::cout << out.dump() << std::endl;
-    return 0;
-  }
+  if (dev_name == "cpu") return bench_attention_cpu(B, H, reps, threads);
   if (!torch::cuda::is_available()) throw UsageError("bench attention --device cuda: no CUDA device is visible");
   if (inv.has("parity-only")) return run_attention_parity(inv, torch::Device(torch::kCUDA));
   const torch::Device dev(torch::kCUDA);
   const double peak = inv.get_double("peak-tflops", 0.0);
-  nlohmann::json fails = nlohmann::json::array();
+  nlohmann::json cases = nlohmann::json::array(), fails = nlohmann::json::array();
   for (auto dtype : {torch::kBFloat16, torch::kHalf})
     for (int64_t T : {512, 1024, 2048, 4096})
       for (int64_t D : {64, 128}) {
-        const int64_t Bc = T >= 2048 ? 4 : 8, Hc = 16;
-        auto o = torch::TensorOptions().dtype(dtype).device(dev);
-        auto q = torch::randn({Bc, Hc, T, D}, o), k = torch::randn({Bc, Hc, T, D}, o), v = torch::randn({Bc, Hc, T, D}, o);
-        auto g = torch::randn({Bc, Hc, T, D}, o);
-        nlohmann::json c = {{"dtype", dtype == torch::kBFloat16 ? "bf16" : "fp16"}, {"T", T}, {"D", D}, {"B", Bc}, {"H", Hc}};
-        try {
-          // Parity: the kernel vs float32 LibTorch ops (fwd + grads), on a slice small enough for ops.
-          auto qs = q.slice(0, 0, 1).detach().requires_grad_(), ks = k.slice(0, 0, 1).detach().requires_grad_(),
-               vs = v.slice(0, 0, 1).detach().requires_grad_();
-          auto gs = g.slice(0, 0, 1);
-          auto out = kernel_attention(qs, ks, vs, true);
-          out.backward(gs);
-          auto qf = qs.detach().to(torch::kFloat).requires_grad_(), kf = ks.detach().to(torch::kFloat).requires_grad_(),
-               vf = vs.detach().to(torch::kFloat).requires_grad_();
-          auto ref = attention_ops(qf, kf, vf, true);
-          ref.backward(gs.to(torch::kFloat));
-          auto err = [](const torch::Tensor& x, const torch::Tensor& y) {
-            return (x.to(torch::kFloat) - y.to(torch::kFloat)).abs().max().item<double>();
-          };
-          c["max_err_out"] = err(out, ref);
-          c["max_err_dq"] = err(qs.grad(), qf.grad());
-          c["max_err_dk"] = err(ks.grad(), kf.grad());
-          c["max_err_dv"] = err(vs.grad(), vf.grad());
-          if (T <= 1024) {  // the CPU kernel on the same inputs
-            auto cpu = attention_fused_cpu(qf.detach().cpu(), kf.detach().cpu(), vf.detach().cpu(), true);
-            c["max_err_vs_cpu_kernel"] = err(out.cpu(), cpu);
-          }
-          const double tol = dtype == torch::kBFloat16 ? 0.05 : 0.01;
-          bool ok = true;
-          for (const char* key : {"max_err_out", "max_err_dq", "max_err_dk", "max_err_dv"})
-            ok = ok && c[key].get<double>() < tol * 4;
-          c["parity_ok"] = ok;
-          if (!ok) fails.push_back(c);
-        } catch (const std::exception& e) {
-          c["parity_ok"] = false;
-          c["error"] = first_line(e.what());
-          fails.push_back(c);
-        }
-        // Causal forward (2 matmuls) + backward (5 matmuls), each 2 T^2 D flops, halved by the mask.
-        const double flops = 7.0 * static_cast<double>(Bc * Hc) * T * T * D;
-        auto rate = [&](const char* name, const AttnFn& f) {
-          try {
-            const double t = time_attention(f, q, k, v, g, reps);
-            c[std::string(name) + "_ms"] = 1e3 * t;
-            c[std::string(name) + "_tflops"] = flops / t / 1e12;
-            if (peak > 0) c[std::string(name) + "_mfu"] = flops / t / 1e12 / peak;
-          } catch (const std::exception& e) {
-            c[std::string(name) + "_error"] = first_line(e.what());
-          }
-        };
-        rate("kernel", [](auto& a, auto& b, auto& cc) { return kernel_attention(a, b, cc, true); });
-#if TORCH_VERSION_MAJOR >= 2
-        rate("torch_sdpa",
-             [](auto& a, auto& b, auto& cc) { return at::scaled_dot_product_attention(a, b, cc, {}, 0.0, true); });
-        try {
-          auto qs = q.slice(0, 0, 1), ks = k.slice(0, 0, 1), vs = v.slice(0, 0, 1);
-          torch::NoGradGuard ng;
-          c["max_err_vs_sdpa"] = (kernel_attention(qs, ks, vs, true).to(torch::kFloat) -
-                                  at::scaled_dot_product_attention(qs, ks, vs, {}, 0.0, true).to(torch::kFloat))
-                                     .abs()
-                                     .max()
-                                     .item<double>();
-        } catch (const std::exception& e) {
-          c["sdpa_error"] = first_line(e.what());
-        }
-#endif
-        // LibTorch ops (the (B, H, T, T) score matrix; model.attention=reference), the largest
-        // shapes skipped: (4, 16, 4096, 4096) scores are 2 GiB per copy in 16 bits.
-        if (T <= 2048) rate("reference", [](auto& a, auto& b, auto& cc) { return attention_ops(a, b, cc, true); });
+        nlohmann::json c = bench_attention_cuda_case(dtype, T, D, dev, reps, peak, fails);
         std::cerr << "bench attention: " << c.dump() << "\n";
         cases.push_back(c);
       }
@@ -415,6 +433,65 @@ cli::Registrar reg_attention({"bench", "attention", "fused attention vs the refe
                                {"no-baseline", false, "with --parity-only: skip LibTorch's own fp16/bf16 error (cuBLAS)"}},
                               false, run_bench_attention});
 
+// One case of run_logprob_parity: log-probs, entropy and both gradients on `dev` in float32 vs
+// the float64 CPU path, into c (errors, "ok").
+void logprob_parity_case(nlohmann::json& c, const torch::Device& dev, int64_t N, int64_t C, int64_t V, double temp,
+                         bool ent, int64_t chunk) {
+  try {
+    auto h = torch::randn({N, C});
+    auto w = torch::randn({V, C}) * 0.3;  // logits with a few units of spread
+    auto y = torch::randint(0, V, {N}, torch::kLong);
+    y[0] = 0;
+    y[1] = V - 1;
+    auto a = torch::randn({N}), b = torch::randn({N});
+    auto loss_of = [&](const TokenLogprobs& r, const torch::Tensor& aa, const torch::Tensor& bb) {
+      auto l = (aa * r.logprobs).sum();
+      if (ent) l = l + (bb * r.entropy).sum();
+      return l;
+    };
+    auto hd = h.to(torch::kDouble).requires_grad_(), wd = w.to(torch::kDouble).requires_grad_();
+    auto rd = token_logprobs(hd, wd, y, temp, ent, chunk);
+    loss_of(rd, a.to(torch::kDouble), b.to(torch::kDouble)).backward();
+    auto hf = h.to(dev).clone().requires_grad_(), wf = w.to(dev).clone().requires_grad_();
+    auto rf = token_logprobs(hf, wf, y.to(dev), temp, ent, chunk);
+    loss_of(rf, a.to(dev), b.to(dev)).backward();
+    std::vector<std::pair<std::string, std::pair<torch::Tensor, torch::Tensor>>> pairs = {
+        {"logp", {rf.logprobs, rd.logprobs}}, {"dh", {hf.grad(), hd.grad()}}, {"dw", {wf.grad(), wd.grad()}}};
+    if (ent) pairs.push_back({"entropy", {rf.entropy, rd.entropy}});
+    bool ok = true;
+    for (auto& [name, tr] : pairs) {
+      if (!tr.first.defined()) {
+        c["missing_" + name] = true;
+        ok = false;
+        continue;
+      }
+      const Err e = compare(tr.first, tr.second);
+      c["err_" + name] = e.abs;
+      c["scale_" + name] = e.scale;
+      ok = ok && e.finite && e.abs <= 2e-4 * std::max(1.0, e.scale);
+    }
+    c["ok"] = ok;
+  } catch (const std::exception& e) {
+    c["ok"] = false;
+    c["error"] = first_line(e.what());
+  }
+}
+
+// --vocabs: a comma-separated list of vocabulary sizes.
+std::vector<int64_t> parse_vocabs(const cli::Invocation& inv) {
+  std::vector<int64_t> vocabs;
+  std::stringstream ss(inv.get("vocabs", "50257,50304"));
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      vocabs.push_back(std::stoll(item));
+    } catch (const std::exception&) {
+      throw UsageError("--vocabs: expected a comma-separated list of integers, got '" + inv.get("vocabs") + "'");
+    }
+  }
+  return vocabs;
+}
+
 // token_logprobs in float32 on the device (CUDA builds: the log-prob kernel for the row pass) vs
 // the float64 CPU path on the same (float32-rounded) inputs: log-probs, entropy, d/dhidden and
 // d/dweight of sum(a * logp + b * entropy). TF32 is switched off for the run (the check is of the
@@ -426,18 +503,7 @@ int run_logprob_parity(cli::Invocation& inv) {
   if (dev_name == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda: no CUDA device is visible");
   const torch::Device dev(dev_name == "cuda" ? torch::kCUDA : torch::kCPU);
   configure_threads(cfg.run.threads);
-  std::vector<int64_t> vocabs;
-  {
-    std::stringstream ss(inv.get("vocabs", "50257,50304"));
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      try {
-        vocabs.push_back(std::stoll(item));
-      } catch (const std::exception&) {
-        throw UsageError("--vocabs: expected a comma-separated list of integers, got '" + inv.get("vocabs") + "'");
-      }
-    }
-  }
+  const std::vector<int64_t> vocabs = parse_vocabs(inv);
   const int64_t N = inv.get_int("rows", 257), C = inv.get_int("embd", 128);
   if (N < 2 || C < 1) throw UsageError("--rows >= 2 and --embd >= 1 expected");
   for (int64_t V : vocabs)
@@ -453,44 +519,7 @@ int run_logprob_parity(cli::Invocation& inv) {
         for (int64_t chunk : {int64_t{100}, N}) {
           nlohmann::json c = {{"vocab", V}, {"rows", N}, {"embd", C}, {"temperature", temp}, {"entropy", ent},
                               {"chunk_rows", chunk}};
-          try {
-            auto h = torch::randn({N, C});
-            auto w = torch::randn({V, C}) * 0.3;  // logits with a few units of spread
-            auto y = torch::randint(0, V, {N}, torch::kLong);
-            y[0] = 0;
-            y[1] = V - 1;
-            auto a = torch::randn({N}), b = torch::randn({N});
-            auto loss_of = [&](const TokenLogprobs& r, const torch::Tensor& aa, const torch::Tensor& bb) {
-              auto l = (aa * r.logprobs).sum();
-              if (ent) l = l + (bb * r.entropy).sum();
-              return l;
-            };
-            auto hd = h.to(torch::kDouble).requires_grad_(), wd = w.to(torch::kDouble).requires_grad_();
-            auto rd = token_logprobs(hd, wd, y, temp, ent, chunk);
-            loss_of(rd, a.to(torch::kDouble), b.to(torch::kDouble)).backward();
-            auto hf = h.to(dev).clone().requires_grad_(), wf = w.to(dev).clone().requires_grad_();
-            auto rf = token_logprobs(hf, wf, y.to(dev), temp, ent, chunk);
-            loss_of(rf, a.to(dev), b.to(dev)).backward();
-            std::vector<std::pair<std::string, std::pair<torch::Tensor, torch::Tensor>>> pairs = {
-                {"logp", {rf.logprobs, rd.logprobs}}, {"dh", {hf.grad(), hd.grad()}}, {"dw", {wf.grad(), wd.grad()}}};
-            if (ent) pairs.push_back({"entropy", {rf.entropy, rd.entropy}});
-            bool ok = true;
-            for (auto& [name, tr] : pairs) {
-              if (!tr.first.defined()) {
-                c["missing_" + name] = true;
-                ok = false;
-                continue;
-              }
-              const Err e = compare(tr.first, tr.second);
-              c["err_" + name] = e.abs;
-              c["scale_" + name] = e.scale;
-              ok = ok && e.finite && e.abs <= 2e-4 * std::max(1.0, e.scale);
-            }
-            c["ok"] = ok;
-          } catch (const std::exception& e) {
-            c["ok"] = false;
-            c["error"] = first_line(e.what());
-          }
+          logprob_parity_case(c, dev, N, C, V, temp, ent, chunk);
           if (!c["ok"].get<bool>()) ++failures;
           std::cerr << "parity logprob: " << (c["ok"].get<bool>() ? "ok  " : "FAIL") << " " << c.dump() << "\n";
           cases.push_back(c);

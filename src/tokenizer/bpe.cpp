@@ -273,12 +273,11 @@ void read_text_rules(const nlohmann::json& j, const Bad& bad, std::string& split
   }
 }
 
-}  // namespace
-
-std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
+// The tokenizer file(s) `path` names: a tokenizer.json, a vocab.json / encoder.json (merges beside
+// it), or a folder holding tokenizer.json, vocab.json + merges.txt or encoder.json + vocab.bpe.
+void find_bpe_files(const std::string& path, fs::path& json_path, fs::path& merges_path) {
   fs::path p(path);
   std::error_code ec;
-  fs::path json_path, merges_path;
   if (fs::is_directory(p, ec)) {
     if (fs::exists(p / "tokenizer.json")) json_path = p / "tokenizer.json";
     else if (fs::exists(p / "vocab.json") && fs::exists(p / "merges.txt")) json_path = p / "vocab.json", merges_path = p / "merges.txt";
@@ -290,6 +289,73 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
     if (!fs::is_regular_file(p, ec)) throw UsageError("tokenizer '" + path + "' is not a file");
     json_path = p;
   }
+}
+
+// tokenizer.json's model.merges: "a b" strings or [a, b] pairs.
+template <class Bad>
+void read_json_merges(const nlohmann::json& list, const Bad& bad, std::vector<std::pair<std::string, std::string>>& merges) {
+  if (!list.is_array()) throw bad("model.merges is not a list");
+  for (const auto& e : list) {
+    if (e.is_string()) {
+      auto s = e.get<std::string>();
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) throw bad("merge '" + s + "' is not 'a b'");
+      merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+      merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
+    } else {
+      throw bad("model.merges: entry " + e.dump() + " is not a pair");
+    }
+  }
+}
+
+// A merges.txt / vocab.bpe: one "a b" per line (an optional "#version" first line).
+void read_merges_txt(const fs::path& merges_path, std::vector<std::pair<std::string, std::string>>& merges) {
+  std::string text = read_file(merges_path);
+  size_t pos = 0, line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    size_t sp = line.find(' ');
+    if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
+      throw UsageError(merges_path.string() + ":" + std::to_string(line_no) + ": expected two tokens 'a b'");
+    merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
+  }
+}
+
+// Ids: every vocab entry and added token; specials are added tokens (and GPT-2's eot in a
+// plain vocab.json), never produced from text.
+template <class Bad>
+std::map<int64_t, std::pair<std::string, bool>> ids_of(const nlohmann::json& vocab, const nlohmann::json& added,
+                                                       const Bad& bad) {
+  std::map<int64_t, std::pair<std::string, bool>> by_id;  // id -> (content, special)
+  for (auto& [tok, idj] : vocab.items()) {
+    if (!idj.is_number_integer() || idj.template get<int64_t>() < 0) throw bad("token '" + tok + "' has no valid id");
+    int64_t id = idj.template get<int64_t>();
+    if (!by_id.emplace(id, std::make_pair(tok, tok == "<|endoftext|>")).second)
+      throw bad("two tokens share id " + std::to_string(id));
+  }
+  for (const auto& a : added) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content"))
+      throw bad("added_tokens entry " + a.dump() + " lacks id/content");
+    int64_t id = a["id"].get<int64_t>();
+    auto content = a["content"].get<std::string>();
+    auto it = by_id.find(id);
+    if (it != by_id.end() && it->second.first != content) throw bad("added token id " + std::to_string(id) + " is also '" + it->second.first + "'");
+    by_id[id] = {content, true};
+  }
+  return by_id;
+}
+
+}  // namespace
+
+std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
+  fs::path json_path, merges_path;
+  find_bpe_files(path, json_path, merges_path);
   nlohmann::json j = parse_json_file(json_path);
   const std::string what = json_path.string();
   auto bad = [&](const std::string& why) { return UsageError(what + ": " + why); };
@@ -308,21 +374,7 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
     read_text_rules(j, bad, split_pattern, nfc);
     if (!m.contains("vocab") || !m["vocab"].is_object()) throw bad("model.vocab missing");
     vocab = m["vocab"];
-    if (m.contains("merges")) {
-      if (!m["merges"].is_array()) throw bad("model.merges is not a list");
-      for (const auto& e : m["merges"]) {
-        if (e.is_string()) {
-          auto s = e.get<std::string>();
-          size_t sp = s.find(' ');
-          if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) throw bad("merge '" + s + "' is not 'a b'");
-          merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-        } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-          merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
-        } else {
-          throw bad("model.merges: entry " + e.dump() + " is not a pair");
-        }
-      }
-    }
+    if (m.contains("merges")) read_json_merges(m["merges"], bad, merges);
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) added = j["added_tokens"];
   } else {  // vocab.json / encoder.json + merges.txt / vocab.bpe
     if (merges_path.empty()) {
@@ -331,40 +383,10 @@ std::unique_ptr<BpeModel> BpeModel::load(const std::string& path) {
         throw bad("a vocabulary without merges: expected " + merges_path.string() + " beside it (or a tokenizer.json)");
     }
     vocab = j;
-    std::string text = read_file(merges_path);
-    size_t pos = 0, line_no = 0;
-    while (pos < text.size()) {
-      size_t nl = text.find('\n', pos);
-      std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-      pos = nl == std::string::npos ? text.size() : nl + 1;
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-      size_t sp = line.find(' ');
-      if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
-        throw UsageError(merges_path.string() + ":" + std::to_string(line_no) + ": expected two tokens 'a b'");
-      merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
-    }
+    read_merges_txt(merges_path, merges);
   }
 
-  // Ids: every vocab entry and added token; specials are added tokens (and GPT-2's eot in a
-  // plain vocab.json), never produced from text.
-  std::map<int64_t, std::pair<std::string, bool>> by_id;  // id -> (content, special)
-  for (auto& [tok, idj] : vocab.items()) {
-    if (!idj.is_number_integer() || idj.get<int64_t>() < 0) throw bad("token '" + tok + "' has no valid id");
-    int64_t id = idj.get<int64_t>();
-    if (!by_id.emplace(id, std::make_pair(tok, tok == "<|endoftext|>")).second)
-      throw bad("two tokens share id " + std::to_string(id));
-  }
-  for (const auto& a : added) {
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content"))
-      throw bad("added_tokens entry " + a.dump() + " lacks id/content");
-    int64_t id = a["id"].get<int64_t>();
-    auto content = a["content"].get<std::string>();
-    auto it = by_id.find(id);
-    if (it != by_id.end() && it->second.first != content) throw bad("added token id " + std::to_string(id) + " is also '" + it->second.first + "'");
-    by_id[id] = {content, true};
-  }
+  const std::map<int64_t, std::pair<std::string, bool>> by_id = ids_of(vocab, added, bad);  // id -> (content, special)
   if (by_id.empty()) throw bad("empty vocabulary");
   int64_t n = by_id.rbegin()->first + 1;
   if (n > (int64_t{1} << 30)) throw bad("token id too large");

@@ -59,67 +59,82 @@ struct SplitWriter {
   }
 };
 
-}  // namespace
-
-bool is_val_document(const std::string& text, double val_fraction) { return split_key(text) < val_fraction; }
-
-nlohmann::json prepare_data(const Config& cfg) {
-  const DataConfig& dc = cfg.data;
-  if (dc.input.empty()) throw UsageError("data prepare: data.input is empty (list dirs, .py or .jsonl[.gz] files)");
-  std::string tok_path = dc.tokenizer;
-  if (tok_path.empty()) {
-    tok_path = tokenizer_file_in(cfg.run.dir);
-    if (tok_path.empty()) tok_path = (fs::path(cfg.run.dir) / kSpmFileName).string();
-  }
-  std::unique_ptr<Tokenizer> tok;
-  try {
-    tok = std::make_unique<Tokenizer>(tok_path);
-  } catch (const UsageError& e) {
-    throw UsageError(std::string("data prepare: data.tokenizer: ") + e.what() +
-                     " (run `codex-train tokenizer train` with the same run.dir, or set data.tokenizer)");
-  }
-  int64_t disk_total = corpus_disk_bytes(dc.input);  // also checks that every input exists
-
-  // Built aside and renamed into place when complete: a failure or Ctrl-C leaves the previous
-  // complete data folder as it was.
-  const fs::path final_out = fs::path(cfg.run.dir) / "data";
-  check_overwrite(final_out, "data prepare: data folder", cfg.overwrite);
-  StagedOutput stage(final_out, StagedOutput::Kind::kDir);
-  const fs::path out = stage.path();
-  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  int threads = static_cast<int>(cfg.run.threads > 0 ? cfg.run.threads : std::min<unsigned>(hw, 8));
-
-  std::map<std::string, int64_t> dropped;
-  for (auto& r : filter_rules()) dropped[r] = 0;
-  dropped["duplicate"] = 0;
-  int64_t files_in = 0, files_kept = 0, bytes_kept = 0;
-  std::set<std::pair<uint64_t, size_t>> seen;  // (content hash, size) of kept files
-  SplitWriter train{out, "train", tok->vocab_size(), dc.shard_tokens};
-  SplitWriter val{out, "val", tok->vocab_size(), dc.shard_tokens};
-
-  // The train document with the smallest split key is held back: if no document lands in val
-  // by its hash (tiny corpora), it becomes the validation set instead of leaving val empty.
+// Where each encoded document goes: val when its split key is below val_fraction, else train;
+// the train document with the smallest split key is held back: if no document lands in val by
+// its hash (tiny corpora), it becomes the validation set instead of leaving val empty.
+struct SplitRouter {
+  SplitWriter train, val;
+  double val_fraction = 0;
+  int32_t eot = 0;
   bool have_held = false;
   double held_key = 2.0;
   std::vector<int32_t> held_ids;
 
+  void add(const std::string& text, std::vector<int32_t>& ids) {
+    double key = split_key(text);
+    if (key < val_fraction) {
+      val.add(ids, eot);
+    } else if (key < held_key) {
+      if (have_held) train.add(held_ids, eot);
+      held_ids = std::move(ids);
+      held_key = key;
+      have_held = true;
+    } else {
+      train.add(ids, eot);
+    }
+  }
+  void place_held() {
+    if (!have_held) return;
+    if (val.docs == 0 && val_fraction > 0 && train.docs > 0) val.add(held_ids, eot);
+    else train.add(held_ids, eot);
+  }
+};
+
+// data.tokenizer, else the tokenizer in run.dir (tokenizer.model or tokenizer.json), else the
+// SentencePiece file name there (its "missing" error says how to make one).
+std::pair<std::string, std::unique_ptr<Tokenizer>> prepare_tokenizer(const Config& cfg) {
+  std::string tok_path = cfg.data.tokenizer;
+  if (tok_path.empty()) {
+    tok_path = tokenizer_file_in(cfg.run.dir);
+    if (tok_path.empty()) tok_path = (fs::path(cfg.run.dir) / kSpmFileName).string();
+  }
+  try {
+    return {tok_path, std::make_unique<Tokenizer>(tok_path)};
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("data prepare: data.tokenizer: ") + e.what() +
+                     " (run `codex-train tokenizer train` with the same run.dir, or set data.tokenizer)");
+  }
+}
+
+// "rule: count, ..." of the rules that dropped something.
+std::string drop_reasons(const nlohmann::json& dj) {
+  std::string s;
+  for (auto& [k, v] : dj.items())
+    if (v.get<int64_t>() > 0) s += (s.empty() ? "" : ", ") + k + ": " + std::to_string(v.get<int64_t>());
+  return s;
+}
+
+// What reading the corpus kept and dropped (counts by rule, "duplicate", "unreadable", "binary").
+struct CorpusCounts {
+  int64_t files_in = 0, files_kept = 0, bytes_kept = 0;
+  std::map<std::string, int64_t> dropped;
+};
+
+// Every document of data.input filtered, deduplicated (content hash and size), encoded in batches
+// on `threads` threads and routed to its split, in corpus order.
+CorpusCounts route_corpus(const DataConfig& dc, const Tokenizer& tok, int threads, int64_t disk_total,
+                          SplitRouter& split) {
+  CorpusCounts c;
+  std::map<std::string, int64_t>& dropped = c.dropped;
+  for (auto& r : filter_rules()) dropped[r] = 0;
+  dropped["duplicate"] = 0;
+  int64_t &files_in = c.files_in, &files_kept = c.files_kept, &bytes_kept = c.bytes_kept;
+  std::set<std::pair<uint64_t, size_t>> seen;  // (content hash, size) of kept files
   std::vector<std::string> batch;  // kept documents waiting to be encoded, in corpus order
   size_t batch_bytes = 0;
   auto flush = [&] {
-    auto enc = encode_many(*tok, batch, threads);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      double key = split_key(batch[i]);
-      if (key < dc.val_fraction) {
-        val.add(enc[i], tok->eot_id());
-      } else if (key < held_key) {
-        if (have_held) train.add(held_ids, tok->eot_id());
-        held_ids = std::move(enc[i]);
-        held_key = key;
-        have_held = true;
-      } else {
-        train.add(enc[i], tok->eot_id());
-      }
-    }
+    auto enc = encode_many(tok, batch, threads);
+    for (size_t i = 0; i < batch.size(); ++i) split.add(batch[i], enc[i]);
     batch.clear();
     batch_bytes = 0;
   };
@@ -155,11 +170,39 @@ nlohmann::json prepare_data(const Config& cfg) {
   files_in += skipped.unreadable + skipped.binary;
   dropped["unreadable"] = skipped.unreadable;
   dropped["binary"] = skipped.binary;
+  return c;
+}
 
-  if (have_held) {
-    if (val.docs == 0 && dc.val_fraction > 0 && train.docs > 0) val.add(held_ids, tok->eot_id());
-    else train.add(held_ids, tok->eot_id());
-  }
+}  // namespace
+
+bool is_val_document(const std::string& text, double val_fraction) { return split_key(text) < val_fraction; }
+
+nlohmann::json prepare_data(const Config& cfg) {
+  const DataConfig& dc = cfg.data;
+  if (dc.input.empty()) throw UsageError("data prepare: data.input is empty (list dirs, .py or .jsonl[.gz] files)");
+  auto tokenizer = prepare_tokenizer(cfg);
+  const std::string tok_path = tokenizer.first;
+  std::unique_ptr<Tokenizer> tok = std::move(tokenizer.second);
+  int64_t disk_total = corpus_disk_bytes(dc.input);  // also checks that every input exists
+
+  // Built aside and renamed into place when complete: a failure or Ctrl-C leaves the previous
+  // complete data folder as it was.
+  const fs::path final_out = fs::path(cfg.run.dir) / "data";
+  check_overwrite(final_out, "data prepare: data folder", cfg.overwrite);
+  StagedOutput stage(final_out, StagedOutput::Kind::kDir);
+  const fs::path out = stage.path();
+  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  int threads = static_cast<int>(cfg.run.threads > 0 ? cfg.run.threads : std::min<unsigned>(hw, 8));
+
+  SplitRouter split{{out, "train", tok->vocab_size(), dc.shard_tokens},
+                    {out, "val", tok->vocab_size(), dc.shard_tokens},
+                    dc.val_fraction,
+                    tok->eot_id()};
+  SplitWriter &train = split.train, &val = split.val;
+  const CorpusCounts counts = route_corpus(dc, *tok, threads, disk_total, split);
+  const int64_t files_in = counts.files_in, files_kept = counts.files_kept, bytes_kept = counts.bytes_kept;
+  std::map<std::string, int64_t> dropped = counts.dropped;
+  split.place_held();
 
   nlohmann::json dj = nlohmann::json::object();
   for (auto& r : filter_rules()) dj[r] = dropped[r];
@@ -174,12 +217,7 @@ nlohmann::json prepare_data(const Config& cfg) {
                           {"eot_id", tok->eot_id()},
                           {"tokenizer", tok->file_name()}};
 
-  auto why = [&] {
-    std::string s;
-    for (auto& [k, v] : dj.items())
-      if (v.get<int64_t>() > 0) s += (s.empty() ? "" : ", ") + k + ": " + std::to_string(v.get<int64_t>());
-    return s;
-  };
+  auto why = [&] { return drop_reasons(dj); };
   if (files_in == 0)
     throw UsageError("data prepare: no input files in data.input (directories are searched for *.py; "
                      "JSONL needs a .jsonl or .jsonl.gz name)");

@@ -215,6 +215,30 @@ class StopSignals {
   bool stopping_ = false;
 };
 
+// The metrics line, TensorBoard scalars and progress line of a logged step (rank 0 only).
+void log_step(const DriverSpec& s, int64_t step, double lr, double tps, const StepOut& out,
+              const std::map<std::string, double>& ev, double train_seconds) {
+  json line = {{"step", step}, {"loss", out.loss}, {"lr", lr}, {"tokens_per_s", tps}};
+  for (auto& [k, v] : out.stats) line[k] = v;
+  for (auto& [k, v] : ev) line[k] = v;
+  if (!s.dist->is_main()) return;
+  if (s.metrics) s.metrics->write(line);
+  if (s.scalar) {
+    s.scalar("train/loss", step, out.loss);
+    s.scalar("train/lr", step, lr);
+    s.scalar("train/tokens_per_s", step, tps);
+    for (auto& [k, v] : out.stats) s.scalar("train/" + k, step, v);
+    for (auto& [k, v] : ev) s.scalar("eval/" + k, step, v);
+  }
+  const double done = static_cast<double>(step - s.start_step), left = static_cast<double>(s.max_steps - step);
+  std::string extra;
+  for (auto& [k, v] : ev) extra += fmt::format(" {} {:.4f}", k, v);
+  for (const char* k : {"grad_norm", "reward", "kl", "accuracy"})
+    if (out.stats.count(k)) extra += fmt::format(" {} {:.4g}", k, out.stats.at(k));
+  spdlog::info("{} step {}/{} loss {:.4f}{} lr {:.3g} {:.0f} tok/s ETA {}", s.name, step, s.max_steps, out.loss,
+               extra, lr, tps, human_duration(train_seconds / done * left));
+}
+
 }  // namespace
 
 DriverResult run_steps(DriverSpec& s) {
@@ -253,26 +277,7 @@ DriverResult run_steps(DriverSpec& s) {
       const double tps = window_seconds > 0 ? window_tokens / window_seconds : 0;
       window_seconds = 0;
       window_tokens = 0;
-      json line = {{"step", step}, {"loss", out.loss}, {"lr", lr}, {"tokens_per_s", tps}};
-      for (auto& [k, v] : out.stats) line[k] = v;
-      for (auto& [k, v] : ev) line[k] = v;
-      if (s.dist->is_main()) {
-        if (s.metrics) s.metrics->write(line);
-        if (s.scalar) {
-          s.scalar("train/loss", step, out.loss);
-          s.scalar("train/lr", step, lr);
-          s.scalar("train/tokens_per_s", step, tps);
-          for (auto& [k, v] : out.stats) s.scalar("train/" + k, step, v);
-          for (auto& [k, v] : ev) s.scalar("eval/" + k, step, v);
-        }
-        const double done = static_cast<double>(step - s.start_step), left = static_cast<double>(s.max_steps - step);
-        std::string extra;
-        for (auto& [k, v] : ev) extra += fmt::format(" {} {:.4f}", k, v);
-        for (const char* k : {"grad_norm", "reward", "kl", "accuracy"})
-          if (out.stats.count(k)) extra += fmt::format(" {} {:.4g}", k, out.stats.at(k));
-        spdlog::info("{} step {}/{} loss {:.4f}{} lr {:.3g} {:.0f} tok/s ETA {}", s.name, step, s.max_steps, out.loss,
-                     extra, lr, tps, human_duration(train_seconds / done * left));
-      }
+      log_step(s, step, lr, tps, out, ev, train_seconds);
     }
     bool stop_early = false;
     if (eval_now && s.patience > 0 && ev.count(s.patience_key)) {

@@ -94,6 +94,24 @@ double eval_lm_loss(GPT& model, const TokenDataset& val, int64_t block, int64_t 
 
 // ---- the recipe -----------------------------------------------------------------------------
 
+namespace {
+
+// Refused now, in one line, rather than inside the allocator or at the first checkpoint after
+// minutes: memory (CPU: the machine's or cgroup's, shared by this host's ranks) and disk room
+// for two checkpoints (a new one is complete before the oldest goes).
+void check_room(Run& run, const GPTConfig& gcfg) {
+  const TrainConfig& tc = run.cfg().train;
+  const GptShape shape{gcfg.n_layer, gcfg.n_head, gcfg.n_embd, gcfg.block_size, gcfg.vocab_size};
+  if (run.device().is_cpu()) {
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    const int64_t world = run.dist().world_size(), ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    check_training_memory(shape, (tc.batch_size + world - 1) / world, tc.fused_loss, ranks_here, host_memory_limit());
+  }
+  check_checkpoint_space(run.cfg().run.dir, 12 * gpt_param_count(shape));  // fp32 weights + AdamW moments (every rank: none waits alone)
+}
+
+}  // namespace
+
 json pretrain(const Config& config) {
   const TrainConfig& tc = config.train;
   // -- data (checked before the run folder is touched) --
@@ -116,16 +134,7 @@ json pretrain(const Config& config) {
   const Fingerprint fp = {{"data", train_data.checksum()}, {"tokenizer", content_checksum(tokenizer_path)}};
   json resume_state;
   if (run.resume_from()) resume_state = run.check_resume(fp);
-  // Refused now, in one line, rather than inside the allocator or at the first checkpoint after
-  // minutes: memory (CPU: the machine's or cgroup's, shared by this host's ranks) and disk room
-  // for two checkpoints (a new one is complete before the oldest goes).
-  const GptShape shape{gcfg.n_layer, gcfg.n_head, gcfg.n_embd, gcfg.block_size, gcfg.vocab_size};
-  if (run.device().is_cpu()) {
-    const char* local = std::getenv("LOCAL_WORLD_SIZE");
-    const int64_t world = run.dist().world_size(), ranks_here = local ? std::max(1, std::atoi(local)) : 1;
-    check_training_memory(shape, (tc.batch_size + world - 1) / world, tc.fused_loss, ranks_here, host_memory_limit());
-  }
-  check_checkpoint_space(cfg.run.dir, 12 * gpt_param_count(shape));  // fp32 weights + AdamW moments (every rank: none waits alone)
+  check_room(run, gcfg);
 
   // -- model: resume > init_from > fresh --
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
@@ -140,17 +149,11 @@ json pretrain(const Config& config) {
     load_weights(init, model, LoadMode::trunk);
     spdlog::info("init_from: weights of {}, fresh optimizer", init);
   }
-  model->to(run.device());
-  run.dist().watch(model->parameters());
-  auto opt = make_adamw(*model, cfg.optim);
-  std::vector<Trainable> trainables = {{"", model->parameters(), opt.get()}};
+  TrainState ts = run.attach(model, resume_state);
   BatchSampler sampler(train_data, gcfg.block_size, tc.batch_size, static_cast<uint64_t>(cfg.run.seed),
                        run.dist().rank(), run.dist().world_size());
-  int64_t start_step = 0;
+  const int64_t start_step = ts.start_step;
   if (run.resume_from()) {
-    load_optimizer_and_rng(*run.resume_from(), *opt);
-    run.dist().shard_optimizer_state(*opt);
-    start_step = resume_state.at("step");
     sampler.set_state(resume_state.at("sampler"));
     spdlog::info("resume: continuing from {} (step {})", *run.resume_from(), start_step);
     if (start_step >= tc.max_steps) return run.already_complete(start_step, tc.max_steps);
@@ -163,13 +166,13 @@ json pretrain(const Config& config) {
   // -- steps --
   DriverSpec spec;
   run.start(start_step, fp, spec);
-  spec.trainables = &trainables;
+  spec.trainables = &ts.trainables;
   spec.max_steps = tc.max_steps;
   const double tokens_per_step = static_cast<double>(tc.batch_size * tc.grad_accum * gcfg.block_size);
   model->train();
   spec.step = [&](int64_t step, double) {
     UpdateOut u = update(
-        trainables, run.dist(), tc.grad_accum,
+        ts.trainables, run.dist(), tc.grad_accum,
         [&](int64_t) {
           auto [x, y] = sampler.next();  // (B_local, T) each
           const double n = static_cast<double>(x.numel());
@@ -183,7 +186,7 @@ json pretrain(const Config& config) {
                                       run.device(), run.bf16(), tc.fused_loss)}};
   };
   spec.save = [&](int64_t step) {
-    run.save(step, {ModuleRef{"model", model, opt.get()}}, tokenizer_path, json{{"sampler", sampler.state()}});
+    run.save(step, {ModuleRef{"model", model, ts.opt.get()}}, tokenizer_path, json{{"sampler", sampler.state()}});
   };
   DriverResult r = run_steps(spec);
   return run.finish(r, start_step);

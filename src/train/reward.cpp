@@ -93,6 +93,57 @@ PairMetrics evaluate_pairs(GPT& model, const Tokenizer& tok, const std::vector<P
   return m;
 }
 
+namespace {
+
+// One step: this rank's share of each of the grad_accum micro-batches of the pairs `rows`.
+StepOut reward_step(GPT& model, const Tokenizer& tok, std::vector<Trainable>& trainables, Run& run,
+                    const PairSeqs& data, const std::vector<size_t>& rows, const TrainConfig& tc, double center_coef,
+                    int64_t step) {
+  const int W = run.dist().world_size(), rank = run.dist().rank();
+  const int64_t B_local = tc.batch_size / W;
+  double tokens = 0;
+  UpdateOut u = update(
+      trainables, run.dist(), tc.grad_accum,
+      [&](int64_t m) {
+        std::vector<size_t> mine(rows.begin() + m * tc.batch_size + rank * B_local,
+                                 rows.begin() + m * tc.batch_size + (rank + 1) * B_local);
+        auto [r_c, r_r] = score_pairs(model, tok, data, mine, run.device());
+        std::vector<double> mg;
+        for (size_t i : mine) {
+          mg.push_back(data.margin[i]);
+          tokens += static_cast<double>(data.chosen[i].prompt.size() + data.chosen[i].completion.size() +
+                                        data.rejected[i].prompt.size() + data.rejected[i].completion.size());
+        }
+        auto loss = bradley_terry_loss(r_c, r_r, torch::tensor(mg, r_c.options()), center_coef);
+        return MicroOut{loss.sum(), static_cast<double>(mine.size()),
+                        {{"correct", (r_c > r_r).sum().item<double>()},
+                         {"margin_sum", (r_c - r_r).sum().item<double>()},
+                         {"score_sum", (r_c + r_r).sum().item<double>()}}};
+      },
+      tc.grad_clip, step);
+  const double n = std::max(1.0, u.count);
+  return StepOut{u.loss, tokens * W,
+                 {{"grad_norm", u.grad_norms.at("")},
+                  {"accuracy", u.stats["correct"] / n},
+                  {"mean_margin", u.stats["margin_sum"] / n},
+                  {"mean_score", u.stats["score_sum"] / (2 * n)}}};
+}
+
+// Validation: every rank scores its share of the pairs (pair i on rank i mod W); sums are combined.
+std::map<std::string, double> reward_val_metrics(GPT& model, const Tokenizer& tok, const std::vector<Preference>& val,
+                                                 int64_t batch, double center_coef, Run& run) {
+  const int W = run.dist().world_size(), rank = run.dist().rank();
+  std::vector<Preference> mine;
+  for (size_t i = static_cast<size_t>(rank); i < val.size(); i += static_cast<size_t>(W)) mine.push_back(val[i]);
+  PairMetrics m = evaluate_pairs(model, tok, mine, run.device(), batch, center_coef);
+  auto t = run.dist().all_reduce_sum({m.accuracy * m.pairs, m.mean_margin * m.pairs, m.loss * m.pairs,
+                                      static_cast<double>(m.pairs)});
+  const double n = std::max(1.0, t[3]);
+  return {{"val_accuracy", t[0] / n}, {"val_mean_margin", t[1] / n}, {"val_loss", t[2] / n}};
+}
+
+}  // namespace
+
 json train_reward(const Config& config) {
   const RewardConfig& rc = config.reward;
   const TrainConfig& tc = config.train;
@@ -115,7 +166,6 @@ json train_reward(const Config& config) {
   if (!config.explicitly_set.count("optim.lr")) cfg.optim.lr = base.config.optim.lr * 0.1;
 
   Run run(cfg, "reward");
-  const int W = run.dist().world_size(), rank = run.dist().rank();
   run.require_divisible("train.batch_size", tc.batch_size);
   Fingerprint fp = {{"data", content_checksum(rc.data)},
                     {"tokenizer", content_checksum(init.tokenizer_path)},
@@ -130,76 +180,33 @@ json train_reward(const Config& config) {
   else load_weights(init.dir, model, LoadMode::trunk);  // the trunk of the LM; the head starts fresh
   const std::string tokenizer_path = init.tokenizer_path;
   base = LoadedModel{};
-  model->to(run.device());
-  run.dist().watch(model->parameters());
-  auto opt = make_adamw(*model, cfg.optim);
-  std::vector<Trainable> trainables = {{"", model->parameters(), opt.get()}};
-  int64_t start_step = 0;
-  if (run.resume_from()) {
-    load_optimizer_and_rng(*run.resume_from(), *opt);
-    run.dist().shard_optimizer_state(*opt);
-    start_step = resume_state.at("step");
-    if (start_step >= max_steps) return run.already_complete(start_step, max_steps);
-  }
+  TrainState ts = run.attach(model, resume_state);
+  const int64_t start_step = ts.start_step;
+  if (run.resume_from() && start_step >= max_steps) return run.already_complete(start_step, max_steps);
   if (run.is_main())
     spdlog::info("reward: {} train / {} val pairs, {} steps, lr {:.3g}", N, val.size(), max_steps, cfg.optim.lr);
 
-  const int64_t B_local = tc.batch_size / W;
-  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  // Step s takes positions [(s-1)*per_step, s*per_step) of the stream of shuffled passes (plain
+  // StepOrder: only the number of pairs matters; with none, no step runs).
+  StepOrder order(std::vector<int64_t>(static_cast<size_t>(std::max<int64_t>(N, 1)), 0),
+                  static_cast<uint64_t>(cfg.run.seed), per_step, false);
   DriverSpec spec;
   run.start(start_step, fp, spec);
-  spec.trainables = &trainables;
+  spec.trainables = &ts.trainables;
   spec.max_steps = max_steps;
   spec.patience = tc.patience;
   model->train();
   spec.step = [&](int64_t step, double) {
     std::vector<size_t> rows;
-    std::vector<int64_t> order;
-    int64_t oe = -1;
-    for (int64_t p = (step - 1) * per_step; p < step * per_step; ++p) {
-      if (p / N != oe) oe = p / N, order = epoch_order(N, seed, oe);
-      rows.push_back(static_cast<size_t>(order[static_cast<size_t>(p % N)]));
-    }
-    double tokens = 0;
-    UpdateOut u = update(
-        trainables, run.dist(), tc.grad_accum,
-        [&](int64_t m) {
-          std::vector<size_t> mine(rows.begin() + m * tc.batch_size + rank * B_local,
-                                   rows.begin() + m * tc.batch_size + (rank + 1) * B_local);
-          auto [r_c, r_r] = score_pairs(model, tok, data, mine, run.device());
-          std::vector<double> mg;
-          for (size_t i : mine) {
-            mg.push_back(data.margin[i]);
-            tokens += static_cast<double>(data.chosen[i].prompt.size() + data.chosen[i].completion.size() +
-                                          data.rejected[i].prompt.size() + data.rejected[i].completion.size());
-          }
-          auto loss = bradley_terry_loss(r_c, r_r, torch::tensor(mg, r_c.options()), rc.center_coef);
-          return MicroOut{loss.sum(), static_cast<double>(mine.size()),
-                          {{"correct", (r_c > r_r).sum().item<double>()},
-                           {"margin_sum", (r_c - r_r).sum().item<double>()},
-                           {"score_sum", (r_c + r_r).sum().item<double>()}}};
-        },
-        tc.grad_clip, step);
-    const double n = std::max(1.0, u.count);
-    return StepOut{u.loss, tokens * W,
-                   {{"grad_norm", u.grad_norms.at("")},
-                    {"accuracy", u.stats["correct"] / n},
-                    {"mean_margin", u.stats["margin_sum"] / n},
-                    {"mean_score", u.stats["score_sum"] / (2 * n)}}};
+    for (int64_t i : order.step(step)) rows.push_back(static_cast<size_t>(i));
+    return reward_step(model, tok, ts.trainables, run, data, rows, tc, rc.center_coef, step);
   };
   if (!val.empty())
     spec.evaluate = [&]() -> std::map<std::string, double> {
-      // Every rank scores its share of the pairs; sums are combined.
-      std::vector<Preference> mine;
-      for (size_t i = static_cast<size_t>(rank); i < val.size(); i += static_cast<size_t>(W)) mine.push_back(val[i]);
-      PairMetrics m = evaluate_pairs(model, tok, mine, run.device(), tc.batch_size, rc.center_coef);
-      auto t = run.dist().all_reduce_sum({m.accuracy * m.pairs, m.mean_margin * m.pairs, m.loss * m.pairs,
-                                          static_cast<double>(m.pairs)});
-      const double n = std::max(1.0, t[3]);
-      return {{"val_accuracy", t[0] / n}, {"val_mean_margin", t[1] / n}, {"val_loss", t[2] / n}};
+      return reward_val_metrics(model, tok, val, tc.batch_size, rc.center_coef, run);
     };
   spec.save = [&](int64_t step) {
-    run.save(step, {ModuleRef{"model", model, opt.get()}}, tokenizer_path, json::object());
+    run.save(step, {ModuleRef{"model", model, ts.opt.get()}}, tokenizer_path, json::object());
   };
   DriverResult r = run_steps(spec);
   return run.finish(r, start_step, json{{"pairs", N}, {"val_pairs", val.size()}});

@@ -167,6 +167,20 @@ void Run::discard_if_unstarted() noexcept {
   created_ckpts_ = created_lock_ = created_dir_ = false;
 }
 
+TrainState Run::attach(GPT& model, const nlohmann::json& resume_state) {
+  model->to(device_);
+  dist_->watch(model->parameters());
+  TrainState t;
+  t.opt = make_adamw(*model, cfg_.optim);
+  t.trainables = {{"", model->parameters(), t.opt.get()}};
+  if (resume_from_) {
+    load_optimizer_and_rng(*resume_from_, *t.opt);
+    dist_->shard_optimizer_state(*t.opt);
+    t.start_step = resume_state.at("step");
+  }
+  return t;
+}
+
 json Run::check_resume(const Fingerprint& fp) {
   TORCH_CHECK(resume_from_, "Run::check_resume without a checkpoint");
   const std::string& ck = *resume_from_;

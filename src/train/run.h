@@ -46,6 +46,14 @@ StartPoint load_start_point(const std::string& key, const std::string& spec, con
 // epochs x ceil(n / (train.batch_size x train.grad_accum)).
 int64_t steps_for_epochs(const Config& cfg, int64_t n, int64_t epochs);
 
+// A model's side of a run (Run::attach): its AdamW over every parameter, as the engine's one
+// trainable, and the step to continue after (0 when fresh).
+struct TrainState {
+  std::unique_ptr<torch::optim::AdamW> opt;
+  std::vector<Trainable> trainables;
+  int64_t start_step = 0;
+};
+
 class Run {
  public:
   // `trainer` labels logs ("pretrain", "sft", ...). Refuses a run.dir that holds a run unless
@@ -68,6 +76,11 @@ class Run {
   // Resuming: checks the checkpoint's config and fingerprint against this run's (UsageError naming
   // what changed) and returns its state.json. Call before loading anything from it.
   nlohmann::json check_resume(const Fingerprint& fp);
+  // The prologue every trainer with one model shares: the model onto the run's device, its
+  // parameters watched by the gradient all-reduce, an AdamW from optim.*; resuming, the
+  // checkpoint's optimizer state and RNG (ZeRO-sharded when on) and resume_state's "step".
+  // Call after the weights are loaded.
+  TrainState attach(GPT& model, const nlohmann::json& resume_state);
   // Opens config.yaml, metrics.jsonl and TensorBoard once the start step is known, and fills the
   // driver's outputs.
   void start(int64_t start_step, const Fingerprint& fp, DriverSpec& spec);

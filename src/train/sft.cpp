@@ -115,6 +115,94 @@ struct Split {
   std::vector<Sequence> train, val;
 };
 
+// The train and validation sequences: sft.val_data, or a held-out share of sft.data.
+Split sft_sequences(const Config& config, const Tokenizer& tok) {
+  const SFTConfig& sc = config.sft;
+  auto pairs = sft_pairs(sc.data, sc.task);
+  auto val_pairs = !sc.val_data.empty() ? sft_pairs(sc.val_data, sc.task)
+                                        : split_off_val(pairs, sc.val_fraction, static_cast<uint64_t>(config.run.seed));
+  Split data;
+  for (auto& [p, c] : pairs) data.train.push_back(make_sequence(tok, p, c));
+  for (auto& [p, c] : val_pairs) data.val.push_back(make_sequence(tok, p, c));
+  return data;
+}
+
+// The examples of step s (1-based): positions [(s-1)*per_step, s*per_step) of the pass stream,
+// with sft.sort_by_length in length buckets across steps (StepOrder), then sorted by length
+// inside the step so the micro-batches of grad_accum are alike too.
+class SftSteps {
+ public:
+  SftSteps(const std::vector<Sequence>& train, int64_t block, uint64_t seed, int64_t per_step, bool by_length)
+      : train_(train), block_(block), by_length_(by_length), order_(lengths(train, block), seed, per_step, by_length) {}
+  std::vector<const Sequence*> examples(int64_t step) {
+    std::vector<const Sequence*> out;
+    for (int64_t i : order_.step(step)) out.push_back(&train_[static_cast<size_t>(i)]);
+    if (by_length_)
+      std::stable_sort(out.begin(), out.end(), [&](const Sequence* a, const Sequence* b) {
+        return batch_length(*a, block_) < batch_length(*b, block_);
+      });
+    return out;
+  }
+
+ private:
+  static std::vector<int64_t> lengths(const std::vector<Sequence>& train, int64_t block) {
+    std::vector<int64_t> out;
+    for (auto& s : train) out.push_back(batch_length(s, block));
+    return out;
+  }
+  const std::vector<Sequence>& train_;
+  int64_t block_;
+  bool by_length_;
+  StepOrder order_;
+};
+
+// One step: this rank's share of each of the grad_accum micro-batches of `rows`, through the engine.
+StepOut sft_step(GPT& model, std::vector<Trainable>& trainables, Run& run, const std::vector<const Sequence*>& rows,
+                 const TrainConfig& tc, bool mask_prompt, int64_t pad_id, int64_t step) {
+  const int W = run.dist().world_size(), rank = run.dist().rank();
+  const int64_t B_local = tc.batch_size / W, block = model->cfg.block_size;
+  UpdateOut u = update(
+      trainables, run.dist(), tc.grad_accum,
+      [&](int64_t m) {
+        std::vector<const Sequence*> mine(rows.begin() + m * tc.batch_size + rank * B_local,
+                                          rows.begin() + m * tc.batch_size + (rank + 1) * B_local);
+        SeqBatch b = make_batch(mine, block, mask_prompt, pad_id);
+        auto [loss, count] = sft_batch_loss(model, b, run.device());
+        return MicroOut{loss, count,
+                        {{"real_tokens", static_cast<double>(b.real_tokens)},
+                         {"padded_tokens", static_cast<double>(b.padded_tokens)},
+                         {"completion_tokens", static_cast<double>(b.completion_tokens)}}};
+      },
+      tc.grad_clip, step);
+  const double real = u.stats["real_tokens"], padded = u.stats["padded_tokens"];
+  return StepOut{u.loss, real,
+                 {{"grad_norm", u.grad_norms.at("")},
+                  {"completion_tokens", u.stats["completion_tokens"]},
+                  {"padding_share", padded / std::max(1.0, real + padded)}}};
+}
+
+// The validation loss: a token mean over the rows of every rank (row i of a batch on rank i mod W).
+double sft_val_loss(GPT& model, const std::vector<Sequence>& val, int64_t batch, bool mask_prompt, int64_t pad_id,
+                    Run& run) {
+  const int W = run.dist().world_size(), rank = run.dist().rank();
+  const int64_t block = model->cfg.block_size;
+  const bool was = model->is_training();
+  model->eval();
+  torch::NoGradGuard ng;
+  double sum = 0, count = 0;
+  for (size_t lo = 0; lo < val.size(); lo += static_cast<size_t>(batch)) {
+    std::vector<const Sequence*> rows;
+    for (size_t i = lo + rank; i < std::min(val.size(), lo + batch); i += W) rows.push_back(&val[i]);
+    if (rows.empty()) continue;
+    auto [l, c] = sft_batch_loss(model, make_batch(rows, block, mask_prompt, pad_id), run.device());
+    sum += l.item<double>();
+    count += c;
+  }
+  if (was) model->train();
+  auto tot = run.dist().all_reduce_sum({sum, count});
+  return tot[1] > 0 ? tot[0] / tot[1] : 0.0;
+}
+
 }  // namespace
 
 json sft(const Config& config) {
@@ -125,12 +213,7 @@ json sft(const Config& config) {
   StartPoint init = load_start_point("sft.init", sc.init, "the checkpoint to fine-tune (an M0 run or a checkpoint folder)");
   LoadedModel& base = init.loaded;
   Tokenizer tok(init.tokenizer_path);
-  auto pairs = sft_pairs(sc.data, sc.task);
-  auto val_pairs = !sc.val_data.empty() ? sft_pairs(sc.val_data, sc.task)
-                                        : split_off_val(pairs, sc.val_fraction, static_cast<uint64_t>(config.run.seed));
-  Split data;
-  for (auto& [p, c] : pairs) data.train.push_back(make_sequence(tok, p, c));
-  for (auto& [p, c] : val_pairs) data.val.push_back(make_sequence(tok, p, c));
+  const Split data = sft_sequences(config, tok);
   const GPTConfig gcfg = base.gpt;
   const int64_t block = gcfg.block_size;
   int64_t truncated = 0;
@@ -158,15 +241,9 @@ json sft(const Config& config) {
   load_weights(run.resume_from() ? *run.resume_from() : init.dir, model,
                run.resume_from() ? LoadMode::strict : LoadMode::trunk);
   base = LoadedModel{};  // the init copy is no longer needed
-  model->to(run.device());
-  run.dist().watch(model->parameters());
-  auto opt = make_adamw(*model, cfg.optim);
-  std::vector<Trainable> trainables = {{"", model->parameters(), opt.get()}};
-  int64_t start_step = 0;
+  TrainState ts = run.attach(model, resume_state);
+  const int64_t start_step = ts.start_step;
   if (run.resume_from()) {
-    load_optimizer_and_rng(*run.resume_from(), *opt);
-    run.dist().shard_optimizer_state(*opt);
-    start_step = resume_state.at("step");
     spdlog::info("resume: continuing from {} (step {})", *run.resume_from(), start_step);
     if (start_step >= max_steps) return run.already_complete(start_step, max_steps);
   }
@@ -177,75 +254,24 @@ json sft(const Config& config) {
                  block);
 
   // -- steps --
-  const int W = run.dist().world_size(), rank = run.dist().rank();
-  const int64_t B_local = tc.batch_size / W;
-  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
-  // The examples of step s (1-based): positions [(s-1)*per_step, s*per_step) of the pass stream,
-  // with sft.sort_by_length in length buckets across steps (StepOrder), then sorted by length
-  // inside the step so the micro-batches of grad_accum are alike too.
-  std::vector<int64_t> lengths;
-  for (auto& s : data.train) lengths.push_back(batch_length(s, block));
-  StepOrder order(lengths, seed, per_step, cfg.sft.sort_by_length);
-  auto step_examples = [&](int64_t step) {
-    std::vector<const Sequence*> out;
-    for (int64_t i : order.step(step)) out.push_back(&data.train[static_cast<size_t>(i)]);
-    if (cfg.sft.sort_by_length)
-      std::stable_sort(out.begin(), out.end(), [&](const Sequence* a, const Sequence* b) {
-        return batch_length(*a, block) < batch_length(*b, block);
-      });
-    return out;
-  };
+  SftSteps steps(data.train, block, static_cast<uint64_t>(cfg.run.seed), per_step, cfg.sft.sort_by_length);
   DriverSpec spec;
   run.start(start_step, fp, spec);
-  spec.trainables = &trainables;
+  spec.trainables = &ts.trainables;
   spec.max_steps = max_steps;
   spec.patience = tc.patience;
   model->train();
   spec.step = [&](int64_t step, double) {
-    auto rows = step_examples(step);
-    double real = 0, padded = 0, completion = 0;
-    UpdateOut u = update(
-        trainables, run.dist(), tc.grad_accum,
-        [&](int64_t m) {
-          std::vector<const Sequence*> mine(rows.begin() + m * tc.batch_size + rank * B_local,
-                                            rows.begin() + m * tc.batch_size + (rank + 1) * B_local);
-          SeqBatch b = make_batch(mine, block, sc.mask_prompt, tok.pad_id());
-          auto [loss, count] = sft_batch_loss(model, b, run.device());
-          return MicroOut{loss, count,
-                          {{"real_tokens", static_cast<double>(b.real_tokens)},
-                           {"padded_tokens", static_cast<double>(b.padded_tokens)},
-                           {"completion_tokens", static_cast<double>(b.completion_tokens)}}};
-        },
-        tc.grad_clip, step);
-    real = u.stats["real_tokens"];
-    padded = u.stats["padded_tokens"];
-    completion = u.stats["completion_tokens"];
-    return StepOut{u.loss, real,
-                   {{"grad_norm", u.grad_norms.at("")},
-                    {"completion_tokens", completion},
-                    {"padding_share", padded / std::max(1.0, real + padded)},
-                    {"epoch", static_cast<double>((step * per_step - 1) / N)}}};
+    StepOut out = sft_step(model, ts.trainables, run, steps.examples(step), tc, sc.mask_prompt, tok.pad_id(), step);
+    out.stats["epoch"] = static_cast<double>((step * per_step - 1) / N);
+    return out;
   };
   if (!data.val.empty())
     spec.evaluate = [&]() -> std::map<std::string, double> {
-      const bool was = model->is_training();
-      model->eval();
-      torch::NoGradGuard ng;
-      double sum = 0, count = 0;
-      for (size_t lo = 0; lo < data.val.size(); lo += static_cast<size_t>(tc.batch_size)) {
-        std::vector<const Sequence*> rows;
-        for (size_t i = lo + rank; i < std::min(data.val.size(), lo + tc.batch_size); i += W) rows.push_back(&data.val[i]);
-        if (rows.empty()) continue;
-        auto [l, c] = sft_batch_loss(model, make_batch(rows, block, sc.mask_prompt, tok.pad_id()), run.device());
-        sum += l.item<double>();
-        count += c;
-      }
-      if (was) model->train();
-      auto tot = run.dist().all_reduce_sum({sum, count});
-      return {{"val_loss", tot[1] > 0 ? tot[0] / tot[1] : 0.0}};
+      return {{"val_loss", sft_val_loss(model, data.val, tc.batch_size, sc.mask_prompt, tok.pad_id(), run)}};
     };
   spec.save = [&](int64_t step) {
-    run.save(step, {ModuleRef{"model", model, opt.get()}}, tok.path(), json{{"sft_task", sc.task}});
+    run.save(step, {ModuleRef{"model", model, ts.opt.get()}}, tok.path(), json{{"sft_task", sc.task}});
   };
   DriverResult r = run_steps(spec);
   return run.finish(r, start_step, json{{"examples", N}, {"val_examples", data.val.size()}, {"truncated", truncated}});
