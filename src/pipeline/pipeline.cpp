@@ -390,14 +390,36 @@ class Pipeline {
       make_output_dir(out_, "--output-dir");
       // One pipeline per output folder: a second one exits 2 naming the holder's pid.
       lock = std::make_unique<DirLock>(out_, "--output-dir");
-      json pj = {{"command", args_.command_line}, {"config", config_to_yaml(plan_.shared)},
-                 {"started", static_cast<int64_t>(std::time(nullptr))}};
-      std::vector<std::string> names;
-      for (size_t i = 0; i < kStages.size(); ++i) names.push_back(stage_dir_name(i));
-      pj["stages"] = names;
-      write_file_atomic(fs::path(out_) / "pipeline.json", pj.dump(2) + "\n");
+      write_pipeline_json();
     }
-    // Every stage's config, inputs and fingerprint (each chained to the one before it).
+    fingerprint_stages();
+    run_stages();
+    json summary = read_summary();
+    const bool paired = add_paired(summary);
+    if (rank_ == 0 && (add_stage_seconds(summary) || paired))
+      write_file_atomic(fs::path(out_) / "summary.json", summary.dump(2) + "\n");
+    if (rank_ == 0) {
+      try {
+        run_self({"report", "--run", out_}, "report");
+      } catch (const std::exception& e) {
+        spdlog::warn("pipeline: the report could not be written ({})", e.what());
+      }
+    }
+    return summary;
+  }
+
+ private:
+  void write_pipeline_json() const {
+    json pj = {{"command", args_.command_line}, {"config", config_to_yaml(plan_.shared)},
+               {"started", static_cast<int64_t>(std::time(nullptr))}};
+    std::vector<std::string> names;
+    for (size_t i = 0; i < kStages.size(); ++i) names.push_back(stage_dir_name(i));
+    pj["stages"] = names;
+    write_file_atomic(fs::path(out_) / "pipeline.json", pj.dump(2) + "\n");
+  }
+
+  // Every stage's config, inputs and fingerprint (each chained to the one before it).
+  void fingerprint_stages() {
     if (!args_.corpus.empty()) {
       std::string sums;
       for (auto& c : args_.corpus) sums += content_checksum(c);
@@ -414,6 +436,10 @@ class Pipeline {
       f.fingerprint = upstream = fingerprint_of(upstream, st, f.config, f.inputs);
       fps_.push_back(std::move(f));
     }
+  }
+
+  // Stage by stage: skipped when done with the same fingerprint, else (and every later one) redone.
+  void run_stages() {
     bool invalidated = false;
     for (size_t i = 0; i < kStages.size(); ++i) {
       const std::string& st = kStages[i];
@@ -467,21 +493,8 @@ class Pipeline {
       }
       summaries_[st] = summary;
     }
-    json summary = read_summary();
-    const bool paired = add_paired(summary);
-    if (rank_ == 0 && (add_stage_seconds(summary) || paired))
-      write_file_atomic(fs::path(out_) / "summary.json", summary.dump(2) + "\n");
-    if (rank_ == 0) {
-      try {
-        run_self({"report", "--run", out_}, "report");
-      } catch (const std::exception& e) {
-        spdlog::warn("pipeline: the report could not be written ({})", e.what());
-      }
-    }
-    return summary;
   }
 
- private:
   Config stage_config(const std::string& st, const fs::path& dir) const {
     Config c = plan_.for_stage(st);
     c.resume = true;  // every trainer continues an interrupted run (a fresh one when there is none)

@@ -425,6 +425,36 @@ std::string section_stages(const Run& run) {
 
 bool is_model_map(const json& j) { return j.is_object() && !j.empty(); }
 
+// models[m][set][k] when every level is there, else null.
+const json* metric_of(const json& models, const std::string& m, const std::string& set, const std::string& k) {
+  return models[m].is_object() && models[m].contains(set) && models[m][set].is_object() && models[m][set].contains(k)
+             ? &models[m][set][k]
+             : nullptr;
+}
+
+// The paired difference of each model to the one before on `set` (summary["paired"], written by
+// the pipeline) as one table row; empty without one.
+std::string paired_row(const json& summary, const std::string& set, const std::vector<std::string>& names) {
+  if (!summary.contains("paired") || !summary["paired"].is_object() || !summary["paired"].contains(set) ||
+      !summary["paired"][set].is_object())
+    return "";
+  const json& paired = summary["paired"][set];
+  std::string s = "<tr><td>Δ pass@1, paired (95% CI)</td>";
+  for (const auto& m : names) {
+    std::string cell = "–";
+    for (auto it = paired.begin(); it != paired.end(); ++it)
+      if (it.key().rfind(m + "-", 0) == 0 && it.value().is_object() && it.value().contains("pass@1") &&
+          it.value()["pass@1"].is_number() && it.value().contains("ci95") && it.value()["ci95"].is_number()) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%+.3f ± %.3f vs ", it.value()["pass@1"].get<double>(),
+                      it.value()["ci95"].get<double>());
+        cell = buf + it.key().substr(m.size() + 1);
+      }
+    s += "<td class=\"num\">" + html_escape(cell) + "</td>";
+  }
+  return s + "</tr>";
+}
+
 std::string section_passk(const Run& run) {
   std::string s = "<h2 id=\"passk\">pass@k: M0 → M1 → M2</h2>";
   if (!run.summary || !run.summary->is_object() || !run.summary->contains("models") ||
@@ -460,18 +490,12 @@ std::string section_passk(const Run& run) {
     for (const auto& k : keys) {
       double best = -INFINITY;
       for (const auto& m : names) {
-        const json* v = models[m].is_object() && models[m].contains(set) && models[m][set].is_object() &&
-                                models[m][set].contains(k)
-                            ? &models[m][set][k]
-                            : nullptr;
+        const json* v = metric_of(models, m, set, k);
         if (v && v->is_number()) best = std::max(best, v->get<double>());
       }
       s += "<tr><td>" + html_escape(k) + "</td>";
       for (const auto& m : names) {
-        const json* v = models[m].is_object() && models[m].contains(set) && models[m][set].is_object() &&
-                                models[m][set].contains(k)
-                            ? &models[m][set][k]
-                            : nullptr;
+        const json* v = metric_of(models, m, set, k);
         if (!v) {
           s += "<td class=\"missing\">–</td>";
           continue;
@@ -484,28 +508,7 @@ std::string section_passk(const Run& run) {
       }
       s += "</tr>";
     }
-    // the paired difference to the model before (summary["paired"], written by the pipeline)
-    const json* paired = run.summary->contains("paired") && (*run.summary)["paired"].is_object() &&
-                                 (*run.summary)["paired"].contains(set) && (*run.summary)["paired"][set].is_object()
-                             ? &(*run.summary)["paired"][set]
-                             : nullptr;
-    if (paired) {
-      s += "<tr><td>Δ pass@1, paired (95% CI)</td>";
-      for (const auto& m : names) {
-        std::string cell = "–";
-        for (auto it = paired->begin(); it != paired->end(); ++it)
-          if (it.key().rfind(m + "-", 0) == 0 && it.value().is_object() && it.value().contains("pass@1") &&
-              it.value()["pass@1"].is_number() && it.value().contains("ci95") && it.value()["ci95"].is_number()) {
-            char buf[64];
-            std::snprintf(buf, sizeof buf, "%+.3f ± %.3f vs ", it.value()["pass@1"].get<double>(),
-                          it.value()["ci95"].get<double>());
-            cell = buf + it.key().substr(m.size() + 1);
-          }
-        s += "<td class=\"num\">" + html_escape(cell) + "</td>";
-      }
-      s += "</tr>";
-    }
-    s += "</table></div>";
+    s += paired_row(*run.summary, set, names) + "</table></div>";
   }
   s += "</div>";
   // pass@1 of every model on every set, side by side
@@ -513,10 +516,7 @@ std::string section_passk(const Run& run) {
   for (const auto& [set, keys] : sets) {
     BarGroup g{set, {}};
     for (const auto& m : names) {
-      const json* v = models[m].is_object() && models[m].contains(set) && models[m][set].is_object() &&
-                              models[m][set].contains("pass@1")
-                          ? &models[m][set]["pass@1"]
-                          : nullptr;
+      const json* v = metric_of(models, m, set, "pass@1");
       g.values.push_back(v && v->is_number() ? v->get<double>() : NAN);
     }
     groups.push_back(std::move(g));
