@@ -104,6 +104,37 @@ cli::Registrar reg({"bench", "train", "training speed on synthetic tokens (one J
 namespace codex {
 namespace {
 
+// n prompt / completion pairs of random tokens, each part 8 .. T/2 - 1 tokens long.
+std::vector<Sequence> random_sequences(int64_t n, int64_t T, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Sequence> seqs(static_cast<size_t>(n));
+  for (auto& s : seqs) {
+    s.prompt.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
+    s.completion.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
+    for (auto& t : s.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+    for (auto& t : s.completion) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  }
+  return seqs;
+}
+
+// Tokens of the timed SFT steps of one batch order: real (prompt + completion), completion, padding.
+struct SftTally {
+  double real = 0, comp = 0, padded = 0, secs = 0;
+};
+
+nlohmann::json sft_report(const SftTally& tb, const SftTally& tp, double lm_tps) {
+  return {{"bench", "sft"},
+          {"tokens_per_s_all", tb.real / tb.secs},
+          {"tokens_per_s_completion", tb.comp / tb.secs},
+          {"padding_share", tb.padded / (tb.real + tb.padded)},
+          {"lm_tokens_per_s", lm_tps},
+          {"all_vs_lm", tb.real / tb.secs / lm_tps},
+          {"unbucketed_tokens_per_s_all", tp.real / tp.secs},
+          {"unbucketed_padding_share", tp.padded / (tp.real + tp.padded)},
+          {"unbucketed_all_vs_lm", tp.real / tp.secs / lm_tps},
+          {"bucketed_vs_unbucketed", (tb.real / tb.secs) / (tp.real / tp.secs)}};
+}
+
 int run_bench_sft(cli::Invocation& inv) {
   Config cfg = inv.config();
   const int threads = configure_threads(cfg.run.threads);
@@ -120,27 +151,18 @@ int run_bench_sft(cli::Invocation& inv) {
   std::vector<Trainable> tr = {{"", model->parameters(), opt.get()}};
   auto dist = single_process_context();
   const int64_t B = cfg.train.batch_size, T = g.block_size;
-  std::mt19937_64 rng(static_cast<uint64_t>(cfg.run.seed));
   // Enough examples for several of the trainer's bucketing windows.
-  const int64_t N = B * StepOrder::kBucketWindow * 4;
-  std::vector<Sequence> seqs(static_cast<size_t>(N));
+  std::vector<Sequence> seqs = random_sequences(B * StepOrder::kBucketWindow * 4, T, g.vocab_size,
+                                                static_cast<uint64_t>(cfg.run.seed));
   std::vector<int64_t> lengths;
-  for (auto& s : seqs) {
-    s.prompt.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
-    s.completion.resize(8 + rng() % static_cast<uint64_t>(T / 2 - 8));
-    for (auto& t : s.prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
-    for (auto& t : s.completion) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(g.vocab_size));
-    lengths.push_back(batch_length(s, T));
-  }
+  for (auto& s : seqs) lengths.push_back(batch_length(s, T));
   // The SFT trainer's batches: sft.sort_by_length=true (length buckets across steps, StepOrder)
   // and, beside them, the plain shuffle (sort_by_length=false).
   StepOrder bucketed(lengths, static_cast<uint64_t>(cfg.run.seed), B, true);
   StepOrder plain(lengths, static_cast<uint64_t>(cfg.run.seed), B, false);
-  struct Tally {
-    double real = 0, comp = 0, padded = 0, secs = 0;
-  } tb, tp;
+  SftTally tb, tp;
   int64_t step = 0, sft_step_no = 0;
-  auto sft_step = [&](StepOrder& order, Tally& t) {
+  auto sft_step = [&](StepOrder& order, SftTally& t) {
     std::vector<const Sequence*> rows;
     for (int64_t i : order.step(sft_step_no + 1)) rows.push_back(&seqs[static_cast<size_t>(i)]);
     const auto a = std::chrono::steady_clock::now();
@@ -166,7 +188,7 @@ int run_bench_sft(cli::Invocation& inv) {
   sft_step(bucketed, tb);
   sft_step(plain, tp);
   lm_step();
-  tb = tp = Tally{};
+  tb = tp = SftTally{};
   double t_lm = 0;
   for (int64_t i = 0; i < steps; ++i) {  // interleaved, so all three see the same machine state
     ++sft_step_no;                       // the same step of each order
@@ -177,21 +199,9 @@ int run_bench_sft(cli::Invocation& inv) {
     t_lm += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   }
   const double lm_tps = static_cast<double>(steps * B * T) / t_lm;
-  nlohmann::json out = {{"bench", "sft"},
-                        {"tokens_per_s_all", tb.real / tb.secs},
-                        {"tokens_per_s_completion", tb.comp / tb.secs},
-                        {"padding_share", tb.padded / (tb.real + tb.padded)},
-                        {"lm_tokens_per_s", lm_tps},
-                        {"all_vs_lm", tb.real / tb.secs / lm_tps},
-                        {"unbucketed_tokens_per_s_all", tp.real / tp.secs},
-                        {"unbucketed_padding_share", tp.padded / (tp.real + tp.padded)},
-                        {"unbucketed_all_vs_lm", tp.real / tp.secs / lm_tps},
-                        {"bucketed_vs_unbucketed", (tb.real / tb.secs) / (tp.real / tp.secs)},
-                        {"peak_rss_mb", peak_rss_mb()},
-                        {"threads", threads},
-                        {"batch_size", B},
-                        {"block_size", T},
-                        {"steps", steps}};
+  nlohmann::json out = sft_report(tb, tp, lm_tps);
+  out.update({{"peak_rss_mb", peak_rss_mb()}, {"threads", threads}, {"batch_size", B}, {"block_size", T},
+              {"steps", steps}});
   std::cout << out.dump() << std::endl;
   return 0;
 }
@@ -210,6 +220,30 @@ cli::Registrar reg_sft({"bench", "sft", "SFT step speed on the trainer's length-
 #include "generate/generate.h"
 namespace codex {
 namespace {
+
+// Seconds of the scoring pass (policy + reference log-probs, values; no autograd) and of one
+// engine update of the policy on the rollout batch b.
+std::pair<double, double> score_and_update_seconds(GPT& policy, GPT& ref, GPT& value, const SeqBatch& b,
+                                                   const OptimConfig& oc, const torch::Device& device) {
+  auto in = b.input.to(device), mk = b.mask.to(device);
+  auto t3 = std::chrono::steady_clock::now();
+  for (GPT* m : {&policy, &ref}) (void)torch::log_softmax((*m)->lm_logits((*m)->hidden(in, nullptr, mk)), -1);
+  (void)value->scalar("value_head", value->hidden(in, nullptr, mk));
+  auto t4 = std::chrono::steady_clock::now();
+  torch::GradMode::set_enabled(true);
+  policy->train();
+  auto opt = make_adamw(*policy, oc);
+  std::vector<Trainable> tr = {{"", policy->parameters(), opt.get()}};
+  auto dist = single_process_context();
+  auto t5 = std::chrono::steady_clock::now();
+  update(tr, *dist, 1, [&](int64_t) {
+    const double n = static_cast<double>(b.completion_tokens);
+    return MicroOut{lm_loss(policy, in, b.targets.to(device), false, true, mk) * n, n, {}};
+  }, 1.0, 1);
+  const double upd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t5).count();
+  torch::GradMode::set_enabled(false);
+  return {std::chrono::duration<double>(t4 - t3).count(), upd_s};
+}
 
 int run_bench_ppo(cli::Invocation& inv) {
   Config cfg = inv.config();
@@ -269,27 +303,7 @@ int run_bench_ppo(cli::Invocation& inv) {
   std::vector<const Sequence*> rows;
   for (auto& s : seqs) rows.push_back(&s);
   SeqBatch b = make_batch(rows, g.block_size, true, 0);
-  auto in = b.input.to(device), mk = b.mask.to(device);
-  auto t3 = std::chrono::steady_clock::now();
-  for (GPT* m : {&policy, &ref}) (void)torch::log_softmax((*m)->lm_logits((*m)->hidden(in, nullptr, mk)), -1);
-  (void)value->scalar("value_head", value->hidden(in, nullptr, mk));
-  auto t4 = std::chrono::steady_clock::now();
-  double upd_s = 0;
-  {
-    torch::GradMode::set_enabled(true);
-    policy->train();
-    auto opt = make_adamw(*policy, cfg.optim);
-    std::vector<Trainable> tr = {{"", policy->parameters(), opt.get()}};
-    auto dist = single_process_context();
-    auto t5 = std::chrono::steady_clock::now();
-    update(tr, *dist, 1, [&](int64_t) {
-      const double n = static_cast<double>(b.completion_tokens);
-      return MicroOut{lm_loss(policy, in, b.targets.to(device), false, true, mk) * n, n, {}};
-    }, 1.0, 1);
-    upd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t5).count();
-    torch::GradMode::set_enabled(false);
-  }
-  const double score_s = std::chrono::duration<double>(t4 - t3).count();
+  const auto [score_s, upd_s] = score_and_update_seconds(policy, ref, value, b, cfg.optim, device);
   nlohmann::json out = {{"bench", "ppo"},
                         {"rollout_tokens_per_s", gen / roll_b},
                         {"rollout_one_at_a_time_tokens_per_s", gen / roll_1},
