@@ -39,6 +39,13 @@ Config toy_config(const fs::path& dir, const std::string& m0, const std::string&
   return load_config("", o);
 }
 
+eval::SandboxOptions two_workers(double timeout_s) {
+  eval::SandboxOptions o;
+  o.timeout_s = timeout_s;
+  o.workers = 2;
+  return o;
+}
+
 double space_share(const std::string&, const std::string& r) {
   if (r.empty()) return 0;
   return static_cast<double>(std::count(r.begin(), r.end(), ' ')) / static_cast<double>(r.size());
@@ -127,10 +134,7 @@ TEST_CASE("ppo: bad inputs are refused before anything is written", "[ppo]") {
 }
 
 TEST_CASE("rewards: execution outcomes graded in the sandbox, safety rules count matches", "[ppo][eval]") {
-  eval::SandboxOptions o;
-  o.timeout_s = 3.0;
-  o.workers = 2;
-  eval::Sandbox sb(o);
+  eval::Sandbox sb(two_workers(3.0));
   const std::vector<std::string> programs = {
       "def f(x):\n    return x + 1\nassert f(1) == 2\n",               // passes
       "def f(x):\n    return x\nassert f(1) == 2\n",                   // wrong answer
@@ -198,10 +202,7 @@ TEST_CASE("ppo: dropout is off in PPO, so the first ratio of an iteration is exa
 }
 
 TEST_CASE("rewards: a correct solution with an emoji and CJK text passes in the PPO / prefs grading path", "[ppo][eval]") {
-  eval::SandboxOptions o;
-  o.timeout_s = 5.0;
-  o.workers = 2;
-  eval::Sandbox sb(o);
+  eval::Sandbox sb(two_workers(5.0));
   eval::Problem p;
   p.task_id = "t/emoji";
   p.prompt = "def greet(name):\n    \"\"\"Greets in two scripts \U0001F600.\"\"\"\n";
@@ -222,10 +223,7 @@ TEST_CASE("rewards: a correct solution with an emoji and CJK text passes in the 
 }
 
 TEST_CASE("rewards: partial credit counts the test's asserts one by one", "[ppo][eval]") {
-  eval::SandboxOptions o;
-  o.timeout_s = 5.0;
-  o.workers = 2;
-  eval::Sandbox sb(o);
+  eval::Sandbox sb(two_workers(5.0));
   eval::Problem p;
   p.task_id = "t/partial";
   p.prompt = "def f(x):\n";
