@@ -262,6 +262,14 @@ void check_range(const Field& f, double v, const std::string& at, const std::str
 }
 
 // `shown` prefixes the key in messages: the key as the user wrote it ("ppo." + "train.max_steps").
+// A string key with a fixed set of values: anything else is refused, naming them all.
+void check_choice(const Field& f, const std::string& value, const std::string& at, const std::string& shown) {
+  if (f.choices.empty() || std::find(f.choices.begin(), f.choices.end(), value) != f.choices.end()) return;
+  std::string all;
+  for (auto& c : f.choices) all += (all.empty() ? "" : ", ") + (c.empty() ? "\"\"" : c);
+  throw UsageError(at + shown + f.key + ": '" + value + "' is not one of: " + all);
+}
+
 void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at, const std::string& shown) {
   auto bad = [&]() {
     throw UsageError(at + shown + f.key + ": expected " + scalar_kind(f.ptr));
@@ -292,12 +300,7 @@ void set_field(Config& cfg, Field& f, const YAML::Node& n, const std::string& at
       case 3:
         if (!n.IsScalar() && !n.IsNull()) bad();
         *std::get<3>(f.ptr) = n.IsNull() ? "" : n.as<std::string>();
-        if (!f.choices.empty() &&
-            std::find(f.choices.begin(), f.choices.end(), *std::get<3>(f.ptr)) == f.choices.end()) {
-          std::string all;
-          for (auto& c : f.choices) all += (all.empty() ? "" : ", ") + (c.empty() ? "\"\"" : c);
-          throw UsageError(at + shown + f.key + ": '" + *std::get<3>(f.ptr) + "' is not one of: " + all);
-        }
+        check_choice(f, *std::get<3>(f.ptr), at, shown);
         break;
       case 4: {
         auto* v = std::get<4>(f.ptr);
