@@ -251,7 +251,8 @@ struct Ppo {
 
 // This rank's prompts of the iteration and the sampling options of its rollout.
 struct Prompts {
-  std::vector<int64_t> mine;                   // indices into Ppo::items
+  std::vector<int64_t> all;                    // the iteration's prompts over every rank (indices into Ppo::items)
+  std::vector<int64_t> mine;                   // this rank's slice of them
   std::vector<std::vector<int32_t>> ids;       // their tokens, cut from the left to max_prompt
   SamplingOptions so;
 };
@@ -273,6 +274,7 @@ Prompts pick_prompts(const Ppo& p, int64_t step) {
   const std::vector<int64_t> pick = iteration_picks(static_cast<int64_t>(p.items.size()), p.P, p.seed, step);
   const int64_t P_local = p.P / p.W;
   Prompts out;
+  out.all = pick;
   out.mine.assign(pick.begin() + p.rank * P_local, pick.begin() + (p.rank + 1) * P_local);
   SamplingOptions& so = out.so;
   so = SamplingOptions::from(p.cfg.generate, p.seed);
@@ -619,7 +621,7 @@ std::map<std::string, double> iteration_stats(const Ppo& p, const IterationSums&
 // The recipe of one iteration; the KL coefficient adapts to the iteration's mean KL at the end.
 StepOut iteration(Ppo& p, int64_t step) {
   const Prompts prompts = pick_prompts(p, step);
-  for (int64_t i : iteration_picks(static_cast<int64_t>(p.items.size()), p.P, p.seed, step)) ++p.visits[i];
+  for (int64_t i : prompts.all) ++p.visits[i];
   const Rollout ro = roll_out(p, prompts);
   const Scores sc = score(p, prompts, ro);
   const rl::Advantages av = advantages(p, ro, sc);
