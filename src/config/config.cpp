@@ -164,6 +164,7 @@ std::vector<Field> fields(Config& c) {
       {"pipeline.practice", &c.pipeline.practice},
       {"pipeline.practice_seed", &c.pipeline.practice_seed, 0, 9.2e18},
       {"pipeline.practice_extra", &c.pipeline.practice_extra, 0, 1000},
+      {"pipeline.practice_rl_split", &c.pipeline.practice_rl_split},
       {"pipeline.ppo_prompts", &c.pipeline.ppo_prompts, -kInf, kInf, {"train", "rl", "both"}},
       {"pipeline.extract", &c.pipeline.extract},
       {"pipeline.prefs_from_execution", &c.pipeline.prefs_from_execution},

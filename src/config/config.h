@@ -198,7 +198,8 @@ struct PipelineConfig {
   bool practice = true;              // generate the practice set (train + held-out problems)
   int64_t practice_seed = 0;
   int64_t practice_extra = 0;        // extra instances per practice family for PPO only (rl.jsonl)
-  std::string ppo_prompts = "train"; // PPO's prompts: train (SFT's problems) | rl (the extra ones) | both
+  bool practice_rl_split = false;    // the (family + k) % 5 == 1 pairs go to rl.jsonl, not SFT's train
+  std::string ppo_prompts = "train"; // PPO's prompts: train (SFT's problems) | rl (rl.jsonl) | both
   bool extract = false;              // also extract problems (docstrings, doctests) from the corpus
   bool prefs_from_execution = true;  // preference pairs from M1's samples run against tests
   int64_t prefs_n = 8;

@@ -144,8 +144,10 @@ const std::map<std::string, std::string>& config_key_docs() {
       {"pipeline.practice_seed", "seed of the practice set"},
       {"pipeline.practice_extra", "extra practice instances per numeric family (k = 31 ..) in rl.jsonl: never SFT demos, "
                                   "PPO's prompts with pipeline.ppo_prompts=rl or both"},
-      {"pipeline.ppo_prompts", "PPO's prompts: train (the problems SFT learned from), rl (the practice_extra ones, "
-                               "unseen by SFT) or both"},
+      {"pipeline.practice_rl_split", "the practice pairs with (family + k) % 5 == 1 go to rl.jsonl instead of SFT's "
+                                     "train: RL prompts whose answer SFT never showed for that family"},
+      {"pipeline.ppo_prompts", "PPO's prompts: train (the problems SFT learned from), rl (rl.jsonl: the practice_extra "
+                               "and practice_rl_split ones, unseen by SFT) or both"},
       {"pipeline.extract", "also extract problems (docstrings, doctests) from the corpus"},
       {"pipeline.prefs_from_execution", "preference pairs from M1's samples run against tests"},
       {"pipeline.prefs_n", "samples per problem for preferences from execution"},

@@ -178,14 +178,15 @@ Problem make_problem(const Family& f, int64_t k, std::mt19937_64& rng) {
 
 }  // namespace
 
-PracticeSet make_practice_set(uint64_t seed, int64_t extra) {
+PracticeSet make_practice_set(uint64_t seed, int64_t extra, bool rl_split) {
   PracticeSet out;
   auto fams = families();
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + 12345);
   for (size_t fi = 0; fi < fams.size(); ++fi)
     for (int64_t k = 2; k <= 30; ++k) {
       Problem p = make_problem(fams[fi], k, rng);
-      ((static_cast<int64_t>(fi) + k) % 5 == 0 ? out.heldout : out.train).push_back(std::move(p));
+      const int64_t r = (static_cast<int64_t>(fi) + k) % 5;
+      (r == 0 ? out.heldout : rl_split && r == 1 ? out.rl : out.train).push_back(std::move(p));
     }
   // Train order shuffled (Fisher-Yates on the seeded generator); held-out kept in family order.
   for (size_t i = out.train.size() - 1; i > 0; --i) std::swap(out.train[i], out.train[rng() % (i + 1)]);
@@ -207,7 +208,7 @@ int run_practice(cli::Invocation& inv) {
   check_overwrite(dir, "data practice: --out", inv.config().overwrite);
   const int64_t extra = inv.get_int("extra", 0);
   if (extra < 0 || extra > 1000) throw UsageError("--extra: expected 0..1000, got " + std::to_string(extra));
-  PracticeSet ps = make_practice_set(static_cast<uint64_t>(inv.get_int("seed", 0)), extra);
+  PracticeSet ps = make_practice_set(static_cast<uint64_t>(inv.get_int("seed", 0)), extra, inv.has("rl-split"));
   StagedOutput stage(dir, StagedOutput::Kind::kDir);  // the four files appear together, or not at all
   const fs::path tmp = stage.path();
   write_problems((tmp / "train.jsonl").string(), ps.train);
@@ -227,6 +228,7 @@ int run_practice(cli::Invocation& inv) {
 cli::Registrar reg({"data", "practice", "generated practice problems (train + held-out) where small models can move",
                     {{"out", true, "output folder"}, {"seed", true, "seed (default 0)"},
                      {"extra", true, "instances per numeric family for RL only, in rl.jsonl (default 0)"},
+                     {"rl-split", false, "the pairs with (family + k) % 5 == 1 go to rl.jsonl instead of train"},
                      cli::kForceFlag},
                     false, run_practice, {"overwrite"}});
 

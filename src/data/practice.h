@@ -20,7 +20,9 @@ struct PracticeSet {
 // Deterministic for a seed (the seed shuffles the train order and picks test inputs). `extra`
 // more instances per numeric family go to `rl` (k = 31 .. 30 + extra; not the families named by
 // a word, which would repeat a held-out word, nor `repeat`, whose strings grow with k); train
-// and held-out do not change with it.
-PracticeSet make_practice_set(uint64_t seed, int64_t extra = 0);
+// and held-out do not change with it. `rl_split`: the in-range pairs with (family + k) % 5 == 1
+// go to `rl` instead of train (4/5 -> 3/5 of the pairs are SFT's): RL prompts whose answer SFT
+// never showed for that family, as the held-out ones; held-out does not change.
+PracticeSet make_practice_set(uint64_t seed, int64_t extra = 0, bool rl_split = false);
 
 }  // namespace codex

@@ -83,6 +83,16 @@ torch::Tensor linear_cross_entropy(const torch::Tensor& h, const torch::Tensor& 
     chunk_rows = std::max<int64_t>(cuda ? 1024 : 32, budget / std::max<int64_t>(1, w.size(0)));
   }
   const bool grad = torch::GradMode::is_enabled();
+  // Only the counted rows go through the head: an SFT batch's prompt and padding positions
+  // (ignored targets) cost no (rows, V) logits. index_select's backward scatters dh back, zeros
+  // at the ignored rows, as before. Every row counted (pretraining) or none (NaN): as is.
+  const auto valid = y.ne(ignore_index);
+  const int64_t n_valid = valid.sum().item<int64_t>();
+  if (n_valid > 0 && n_valid < y.size(0)) {
+    const auto rows = valid.nonzero().squeeze(1);
+    return LinearCrossEntropy::apply(h.index_select(0, rows), w, y.index_select(0, rows), ignore_index, chunk_rows,
+                                     grad && h.requires_grad(), grad && w.requires_grad());
+  }
   return LinearCrossEntropy::apply(h, w, y, ignore_index, chunk_rows, grad && h.requires_grad(),
                                    grad && w.requires_grad());
 }

@@ -7,7 +7,8 @@
 //
 // Same value and gradients as cross_entropy(h @ w^T, y, ignore_index) with mean reduction over
 // the non-ignored targets (NaN when every target is ignored, as PyTorch); float32 or float64.
-// Memory: O(chunk x V) for the logits instead of O(N x V) kept for backward.
+// Memory: O(chunk x V) for the logits instead of O(N x V) kept for backward. Rows whose target is
+// ignored never reach the head (an SFT batch pays for its completion tokens' logits only).
 #include <torch/torch.h>
 
 namespace codex {

@@ -241,7 +241,8 @@ const std::map<std::string, std::vector<std::string>>& stage_keys() {
 // Keys added after runs existed, with their defaults: at the default they stay out of a stage's
 // fingerprint, so a run made before the key existed is not redone by a newer binary.
 const std::map<std::string, std::string> kAddedLater = {
-    {"pipeline.practice_extra", "0"}, {"pipeline.ppo_prompts", "train"}, {"ppo.exec_reward", "outcome"}};
+    {"pipeline.practice_extra", "0"}, {"pipeline.practice_rl_split", "false"}, {"pipeline.ppo_prompts", "train"},
+    {"ppo.exec_reward", "outcome"}};
 const std::vector<std::string> kVolatile = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                                             "train.data", "sft.init", "sft.data", "reward.init", "reward.data",
                                             "ppo.init", "ppo.reward_model", "ppo.prompts", "eval.workers"};
@@ -651,12 +652,14 @@ class Pipeline {
     std::vector<Problem> train, heldout, rl;
     json s = json::object();
     if (c.pipeline.practice) {
-      run_self({"data", "practice", "--out", (dir / "practice").string(), "--seed",
-                std::to_string(c.pipeline.practice_seed), "--extra", std::to_string(c.pipeline.practice_extra), "--force"},
-               "data practice");
+      std::vector<std::string> a = {"data", "practice", "--out", (dir / "practice").string(), "--seed",
+                                    std::to_string(c.pipeline.practice_seed), "--extra",
+                                    std::to_string(c.pipeline.practice_extra), "--force"};
+      if (c.pipeline.practice_rl_split) a.push_back("--rl-split");
+      run_self(a, "data practice");
       train = read_problems((dir / "practice" / "train.jsonl").string());
       heldout = read_problems((dir / "practice" / "heldout.jsonl").string());
-      if (c.pipeline.practice_extra > 0) rl = read_problems((dir / "practice" / "rl.jsonl").string());
+      rl = read_problems((dir / "practice" / "rl.jsonl").string());
       s["practice_train"] = train.size();
       s["practice_heldout"] = heldout.size();
       s["practice_rl"] = rl.size();
@@ -910,9 +913,9 @@ void check_inputs(const PipelineArgs& a, const Plan& p) {
   if (pc.reward_model && a.prefs.empty() && !pc.prefs_from_execution)
     throw UsageError("pipeline: the reward stage has no preferences: give --prefs, set "
                      "pipeline.prefs_from_execution=true, or pipeline.reward_model=false");
-  if (pc.ppo_prompts != "train" && !(pc.practice && pc.practice_extra > 0))
+  if (pc.ppo_prompts != "train" && !(pc.practice && (pc.practice_extra > 0 || pc.practice_rl_split)))
     throw UsageError("pipeline.ppo_prompts=" + pc.ppo_prompts + " needs the practice set's RL problems: set "
-                     "pipeline.practice_extra > 0 (with pipeline.practice=true)");
+                     "pipeline.practice_extra > 0 or pipeline.practice_rl_split=true (with pipeline.practice=true)");
   if (!pc.reward_model && !pc.practice && !pc.extract)
     throw UsageError("pipeline: ppo has no reward: without a reward model it needs problems with tests "
                      "(pipeline.practice or pipeline.extract)");

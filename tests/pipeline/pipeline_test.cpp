@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -228,6 +229,20 @@ TEST_CASE("practice set: held-out pairs never in train, every canonical solution
   REQUIRE(x_ids.count("Practice/add_35"));
   REQUIRE(!x_ids.count("Practice/add_36"));
   REQUIRE(!x_ids.count("Practice/repeat_31"));
+  // rl_split: the 69 pairs with (family + k) % 5 == 1 (counted by hand over 12 families x k 2..30)
+  // move from train to rl; held-out unchanged; nothing lost, nothing in two sets
+  PracticeSet rs = make_practice_set(0, 0, true);
+  REQUIRE(rs.rl.size() == 69);
+  REQUIRE(rs.train.size() + rs.rl.size() == a.train.size());
+  REQUIRE(rs.heldout.size() == a.heldout.size());
+  for (size_t i = 0; i < a.heldout.size(); ++i) REQUIRE(rs.heldout[i].task_id == a.heldout[i].task_id);
+  std::set<std::string> r_train;
+  for (auto& p : rs.train) r_train.insert(p.task_id);
+  for (auto& p : rs.rl) {
+    REQUIRE(train_ids.count(p.task_id));
+    REQUIRE(!r_train.count(p.task_id));
+  }
+  REQUIRE(std::any_of(rs.rl.begin(), rs.rl.end(), [](const Problem& p) { return p.task_id == "Practice/add_6"; }));
   TempDir t;
   std::string probs;
   for (auto* set : {&a.train, &a.heldout, &x.rl})
