@@ -659,7 +659,8 @@ class Pipeline {
       run_self(a, "data practice");
       train = read_problems((dir / "practice" / "train.jsonl").string());
       heldout = read_problems((dir / "practice" / "heldout.jsonl").string());
-      rl = read_problems((dir / "practice" / "rl.jsonl").string());
+      if (c.pipeline.practice_extra > 0 || c.pipeline.practice_rl_split)
+        rl = read_problems((dir / "practice" / "rl.jsonl").string());
       s["practice_train"] = train.size();
       s["practice_heldout"] = heldout.size();
       s["practice_rl"] = rl.size();
