@@ -448,12 +448,11 @@ class Pipeline {
       const Config& cfg = fps_[i].cfg;
       const std::string& fp = fps_[i].fingerprint;
       const fs::path done = dir / "DONE";
-      if (rank_ == 0 && fs::exists(dir / "stage.json")) {
-        const json old = json::parse(read_file(dir / "stage.json"), nullptr, false);
-        if (invalidated || old.is_discarded() || old.value("fingerprint", "") != fp) {
-          move_aside(i);
-          invalidated = true;
-        }
+      // Every rank decides alike from the folder (rank 0 alone moves it aside): a rank other than
+      // 0 must not skip a stage on an earlier run's DONE that rank 0 is about to move.
+      if (fs::exists(dir / "stage.json") && (invalidated || !recorded(dir, fp))) {
+        if (rank_ == 0) move_aside(i);
+        invalidated = true;
       }
       if (fs::exists(done) && !invalidated) {
         summaries_[st] = json::parse(read_file(done), nullptr, false);
@@ -472,7 +471,7 @@ class Pipeline {
                                                   "\n");
       }
       if (rank_ != 0 && !all_ranks) {
-        wait_for(dir);
+        wait_for(dir, fp);
         summaries_[st] = json::parse(read_file(done), nullptr, false);
         continue;
       }
@@ -593,8 +592,19 @@ class Pipeline {
     fs::remove(fs::path(out_) / "summary.json");
   }
 
-  void wait_for(const fs::path& dir) {
-    while (!fs::exists(dir / "DONE")) {
+  // dir/stage.json records fingerprint fp (false when missing, unreadable or moved meanwhile).
+  static bool recorded(const fs::path& dir, const std::string& fp) {
+    try {
+      const json j = json::parse(read_file(dir / "stage.json"), nullptr, false);
+      return !j.is_discarded() && j.value("fingerprint", "") == fp;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  // Until rank 0 has finished this run's stage: its DONE, under a stage.json of this fingerprint.
+  void wait_for(const fs::path& dir, const std::string& fp) {
+    while (!fs::exists(dir / "DONE") || !recorded(dir, fp)) {
       // A FAILED left by an earlier run (older than this one) is rank 0's to clear, not a failure now.
       std::error_code ec;
       const auto failed_at = fs::last_write_time(dir / "FAILED", ec);
