@@ -228,4 +228,14 @@ TEST_CASE("dist train: the pipeline under launch.sh runs every training stage on
   REQUIRE(again.code == 0);
   CHECK(again.err.find("08-ppo done earlier; skipped") != std::string::npos);
   CHECK(again.err.find("---- ") == std::string::npos);
+  // a changed problems stage under 2 ranks: every rank redoes 04 onwards (rank 1 must not skip on
+  // the DONE that rank 0 moves aside); PPO's prompts are then the 69 split-off practice pairs
+  auto split = launch(2, cmd + " pipeline.practice_rl_split=true pipeline.ppo_prompts=rl");
+  INFO(split.err);
+  REQUIRE(split.code == 0);
+  CHECK(split.err.find("04-problems no longer matches the config") != std::string::npos);
+  auto probs = nlohmann::json::parse(read_text(t / "o" / "04-problems" / "DONE"));
+  CHECK(probs["practice_rl"] == 69);
+  CHECK(probs["train"] == 209);
+  CHECK(std::filesystem::exists(t / "o" / "08-ppo" / "DONE"));
 }
