@@ -243,6 +243,10 @@ const std::map<std::string, std::vector<std::string>>& stage_keys() {
 const std::map<std::string, std::string> kAddedLater = {
     {"pipeline.practice_extra", "0"}, {"pipeline.practice_rl_split", "false"}, {"pipeline.ppo_prompts", "train"},
     {"ppo.exec_reward", "outcome"}};
+// The practice set writes PPO-only problems (rl.jsonl) only with one of these keys.
+bool practice_has_rl(const PipelineConfig& pc) {
+  return pc.practice && (pc.practice_extra > 0 || pc.practice_rl_split);
+}
 const std::vector<std::string> kVolatile = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                                             "train.data", "sft.init", "sft.data", "reward.init", "reward.data",
                                             "ppo.init", "ppo.reward_model", "ppo.prompts", "eval.workers"};
@@ -669,8 +673,7 @@ class Pipeline {
       run_self(a, "data practice");
       train = read_problems((dir / "practice" / "train.jsonl").string());
       heldout = read_problems((dir / "practice" / "heldout.jsonl").string());
-      if (c.pipeline.practice_extra > 0 || c.pipeline.practice_rl_split)
-        rl = read_problems((dir / "practice" / "rl.jsonl").string());
+      if (practice_has_rl(c.pipeline)) rl = read_problems((dir / "practice" / "rl.jsonl").string());
       s["practice_train"] = train.size();
       s["practice_heldout"] = heldout.size();
       s["practice_rl"] = rl.size();
@@ -924,7 +927,7 @@ void check_inputs(const PipelineArgs& a, const Plan& p) {
   if (pc.reward_model && a.prefs.empty() && !pc.prefs_from_execution)
     throw UsageError("pipeline: the reward stage has no preferences: give --prefs, set "
                      "pipeline.prefs_from_execution=true, or pipeline.reward_model=false");
-  if (pc.ppo_prompts != "train" && !(pc.practice && (pc.practice_extra > 0 || pc.practice_rl_split)))
+  if (pc.ppo_prompts != "train" && !practice_has_rl(pc))
     throw UsageError("pipeline.ppo_prompts=" + pc.ppo_prompts + " needs the practice set's RL problems: set "
                      "pipeline.practice_extra > 0 or pipeline.practice_rl_split=true (with pipeline.practice=true)");
   if (!pc.reward_model && !pc.practice && !pc.extract)
